@@ -46,13 +46,21 @@ func (c Cell) Labels() []string {
 		string(AxisCA) + ":" + string(c.CA),
 		string(AxisMode) + ":" + string(c.Mode),
 		string(AxisChecksum) + ":" + string(c.Checksum),
-		string(AxisStrictVerify) + ":" + strings.ToLower(string(c.StrictVerify)),
+		string(AxisStrictVerify) + ":" + c.strictLabel(),
 		string(AxisPath) + ":" + string(c.Path),
 	}
 	if c.At() != AtSh {
 		l = append(l, string(AxisStrictVerifyAt)+":"+string(c.At()))
 	}
 	return l
+}
+
+// strictLabel keeps "TRUE" distinct from "true": Ginkgo matches labels case-insensitively.
+func (c Cell) strictLabel() string {
+	if c.StrictVerify == StrictTrueUpper {
+		return "uppercase-true"
+	}
+	return string(c.StrictVerify)
 }
 
 // Get returns the cell's value on axis a.
