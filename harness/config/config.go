@@ -1,0 +1,249 @@
+// Package config is the typed configuration of a run: defaults, then AGENTTLS_* environment
+// variables, then flags that were actually set, then validation with errors that say what to do.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/agenttls/agenttls/harness/matrix"
+)
+
+// Backends.
+const (
+	BackendEmulator = "emulator"
+	BackendRancher  = "rancher"
+)
+
+// Config is everything a run needs to know.
+type Config struct {
+	Backend            string        // emulator (hermetic tier) or rancher
+	Scenario           string        // scenario file
+	Artifacts          string        // where results, reports and transcripts go
+	SystemAgentVersion string        // system-agent tag whose install.sh runs (hermetic tier)
+	ScriptFile         string        // or a local install.sh
+	ScriptURL          string        // or an install.sh URL
+	RancherVersion     string        // picks the system-agent version and preamble style; Rancher image tag in the Rancher tier
+	PreambleStyle      string        // export, quoted or none
+	Hostname           string        // the Rancher hostname nodes use on every path
+	CellTimeout        time.Duration // bound for one cell
+	SetupTimeout       time.Duration // bound for building images and starting servers
+	Keep               bool          // keep containers after the run (debugging)
+	Shard              string        // i/n
+	FlipOracle         string        // self-test: invert the oracle's answer for this cell ID
+	RunID              string        // set when empty
+	ModuleRoot         string        // the repository root (fixtures/, scenarios/)
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		Backend:       BackendEmulator,
+		Scenario:      "scenarios/full.yaml",
+		Artifacts:     "artifacts",
+		PreambleStyle: "",
+		Hostname:      "rancher.agenttls.test",
+		CellTimeout:   60 * time.Second,
+		SetupTimeout:  10 * time.Minute,
+	}
+}
+
+type field struct {
+	name, env, usage string
+	str              *string
+	dur              *time.Duration
+	boolean          *bool
+}
+
+func (c *Config) fields() []field {
+	return []field{
+		{name: "backend", env: "AGENTTLS_BACKEND", usage: "emulator (hermetic tier) or rancher (real rancher/rancher image)", str: &c.Backend},
+		{name: "scenario", env: "AGENTTLS_SCENARIO", usage: "scenario file (scenarios/*.yaml)", str: &c.Scenario},
+		{name: "artifacts", env: "ARTIFACTS", usage: "folder for results.json, reports and transcripts", str: &c.Artifacts},
+		{name: "sa-version", env: "SA_VERSION", usage: "system-agent version whose install.sh runs (default from fixtures/versions.yaml)", str: &c.SystemAgentVersion},
+		{name: "script-file", env: "AGENTTLS_SCRIPT_FILE", usage: "run this install.sh instead of one from the module cache", str: &c.ScriptFile},
+		{name: "script-url", env: "AGENTTLS_SCRIPT_URL", usage: "run the install.sh at this URL", str: &c.ScriptURL},
+		{name: "rancher-version", env: "RANCHER_VERSION", usage: "Rancher release: picks the matching script and preamble (hermetic) or the image tag (rancher)", str: &c.RancherVersion},
+		{name: "preamble", env: "AGENTTLS_PREAMBLE", usage: "served preamble style: export, quoted or none (default: from the Rancher version, else export)", str: &c.PreambleStyle},
+		{name: "hostname", env: "AGENTTLS_HOSTNAME", usage: "the Rancher hostname nodes resolve", str: &c.Hostname},
+		{name: "cell-timeout", env: "AGENTTLS_CELL_TIMEOUT", usage: "time bound for one cell", dur: &c.CellTimeout},
+		{name: "setup-timeout", env: "AGENTTLS_SETUP_TIMEOUT", usage: "time bound for images and servers", dur: &c.SetupTimeout},
+		{name: "keep", env: "AGENTTLS_KEEP", usage: "keep containers after the run for debugging (sweep later with `make sweep`)", boolean: &c.Keep},
+		{name: "shard", env: "AGENTTLS_SHARD", usage: "run part i of n of the cells, as i/n", str: &c.Shard},
+		{name: "flip-oracle", env: "AGENTTLS_FLIP_ORACLE", usage: "self-test: deliberately expect a wrong verdict for this cell ID", str: &c.FlipOracle},
+		{name: "run-id", env: "AGENTTLS_RUN_ID", usage: "run id (labels, artifacts); generated when empty", str: &c.RunID},
+	}
+}
+
+// Bind registers the configuration's flags on fs with prefix (e.g. "harness.").
+func (c *Config) Bind(fs *flag.FlagSet, prefix string) {
+	for _, f := range c.fields() {
+		usage := f.usage + " (env " + f.env + ")"
+		switch {
+		case f.str != nil:
+			fs.StringVar(f.str, prefix+f.name, *f.str, usage)
+		case f.dur != nil:
+			fs.DurationVar(f.dur, prefix+f.name, *f.dur, usage)
+		case f.boolean != nil:
+			fs.BoolVar(f.boolean, prefix+f.name, *f.boolean, usage)
+		}
+	}
+}
+
+// Resolve applies environment variables to every option whose flag was not set on fs, then
+// fills derived values and validates. lookup is os.LookupEnv in production.
+func (c *Config) Resolve(fs *flag.FlagSet, prefix string, lookup func(string) (string, bool)) error {
+	set := map[string]bool{}
+	if fs != nil {
+		fs.Visit(func(f *flag.Flag) { set[strings.TrimPrefix(f.Name, prefix)] = true })
+	}
+	var errs []error
+	for _, f := range c.fields() {
+		if set[f.name] {
+			continue
+		}
+		v, ok := lookup(f.env)
+		if !ok || v == "" {
+			continue
+		}
+		switch {
+		case f.str != nil:
+			*f.str = v
+		case f.dur != nil:
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w (write e.g. 90s)", f.env, v, err))
+			}
+			*f.dur = d
+		case f.boolean != nil:
+			*f.boolean = v == "1" || strings.EqualFold(v, "true")
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return c.finish()
+}
+
+func (c *Config) finish() error {
+	if c.ModuleRoot == "" {
+		root, err := FindModuleRoot()
+		if err != nil {
+			return err
+		}
+		c.ModuleRoot = root
+	}
+	// Relative paths are relative to the repository root, so that `go test` (which runs in the
+	// package folder), ginkgo processes and make targets all agree.
+	if !filepath.IsAbs(c.Scenario) {
+		c.Scenario = filepath.Join(c.ModuleRoot, c.Scenario)
+	}
+	if !filepath.IsAbs(c.Artifacts) {
+		c.Artifacts = filepath.Join(c.ModuleRoot, c.Artifacts)
+	}
+	switch c.Backend {
+	case BackendEmulator, BackendRancher:
+	default:
+		return fmt.Errorf("backend %q: use emulator (hermetic tier) or rancher (real Rancher image)", c.Backend)
+	}
+	versions, err := LoadVersions(filepath.Join(c.ModuleRoot, "fixtures", "versions.yaml"))
+	if err != nil {
+		return err
+	}
+	if c.RancherVersion != "" {
+		r, err := versions.ForRancher(c.RancherVersion)
+		if err != nil {
+			return err
+		}
+		if c.SystemAgentVersion == "" {
+			c.SystemAgentVersion = r.SystemAgent
+		}
+		if c.PreambleStyle == "" {
+			c.PreambleStyle = r.Preamble
+		}
+	}
+	sources := 0
+	for _, s := range []string{c.ScriptFile, c.ScriptURL} {
+		if s != "" {
+			sources++
+		}
+	}
+	if sources > 1 {
+		return errors.New("give at most one of script-file and script-url")
+	}
+	if c.SystemAgentVersion == "" && sources == 0 {
+		c.SystemAgentVersion = versions.DefaultSystemAgent
+	}
+	if c.PreambleStyle == "" {
+		c.PreambleStyle = "export"
+	}
+	switch c.PreambleStyle {
+	case "export", "quoted", "none":
+	default:
+		return fmt.Errorf("preamble %q: use export, quoted or none", c.PreambleStyle)
+	}
+	if c.CellTimeout <= 0 || c.SetupTimeout <= 0 {
+		return errors.New("cell-timeout and setup-timeout must be positive durations")
+	}
+	if _, _, err := matrix.ParseShard(c.Shard); err != nil {
+		return err
+	}
+	if c.FlipOracle != "" {
+		if _, err := matrix.ParseID(c.FlipOracle); err != nil {
+			return fmt.Errorf("flip-oracle: %w", err)
+		}
+	}
+	return nil
+}
+
+// Map returns the effective configuration as strings, for results.json.
+func (c *Config) Map() map[string]string {
+	m := map[string]string{}
+	for _, f := range c.fields() {
+		switch {
+		case f.str != nil:
+			m[f.name] = *f.str
+		case f.dur != nil:
+			m[f.name] = f.dur.String()
+		case f.boolean != nil:
+			m[f.name] = fmt.Sprint(*f.boolean)
+		}
+	}
+	return m
+}
+
+// Keys lists the option names in order, for help output.
+func (c *Config) Keys() []string {
+	var k []string
+	for _, f := range c.fields() {
+		k = append(k, f.name)
+	}
+	sort.Strings(k)
+	return k
+}
+
+// FindModuleRoot walks up from the working directory to the folder holding go.mod.
+func FindModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, "scenarios")); err == nil {
+				return dir, nil
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("cannot find the agenttls repository root (go.mod with scenarios/): run from inside the repository")
+		}
+		dir = parent
+	}
+}

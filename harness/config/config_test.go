@@ -1,0 +1,88 @@
+package config
+
+import (
+	"flag"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func resolve(t *testing.T, args []string, e map[string]string) (Config, error) {
+	t.Helper()
+	c := Default()
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	c.Bind(fs, "harness.")
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Resolve(fs, "harness.", env(e))
+	return c, err
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := resolve(t, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SystemAgentVersion != "v0.15.0" || c.PreambleStyle != "export" || c.Backend != BackendEmulator {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if filepath.Base(c.Scenario) != "full.yaml" || !filepath.IsAbs(c.Artifacts) {
+		t.Fatalf("paths not resolved: %s %s", c.Scenario, c.Artifacts)
+	}
+}
+
+func TestFlagsBeatEnvOnlyWhenSet(t *testing.T) {
+	c, err := resolve(t, []string{"-harness.sa-version=v0.3.4"}, map[string]string{"SA_VERSION": "v0.3.11", "AGENTTLS_CELL_TIMEOUT": "90s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SystemAgentVersion != "v0.3.4" {
+		t.Errorf("flag lost to env: %s", c.SystemAgentVersion)
+	}
+	if c.CellTimeout != 90*time.Second {
+		t.Errorf("env not applied to an unset flag: %s", c.CellTimeout)
+	}
+}
+
+func TestRancherVersionPicksScriptAndPreamble(t *testing.T) {
+	c, err := resolve(t, nil, map[string]string{"RANCHER_VERSION": "v2.10.3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SystemAgentVersion != "v0.3.11" || c.PreambleStyle != "quoted" {
+		t.Fatalf("v2.10.3 -> %s/%s, want v0.3.11/quoted", c.SystemAgentVersion, c.PreambleStyle)
+	}
+	c, err = resolve(t, nil, map[string]string{"RANCHER_VERSION": "v2.8.1"})
+	if err != nil || c.SystemAgentVersion != "v0.3.4" || c.PreambleStyle != "none" {
+		t.Fatalf("v2.8.1 -> %s/%s %v", c.SystemAgentVersion, c.PreambleStyle, err)
+	}
+}
+
+func TestBadInputSaysWhatToDo(t *testing.T) {
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"-harness.backend=k8s"}, nil, "use emulator"},
+		{nil, map[string]string{"RANCHER_VERSION": "v9.9.9"}, "not in fixtures/versions.yaml"},
+		{nil, map[string]string{"RANCHER_VERSION": "2.9"}, "vX.Y.Z"},
+		{nil, map[string]string{"AGENTTLS_CELL_TIMEOUT": "soon"}, "write e.g. 90s"},
+		{[]string{"-harness.preamble=yaml"}, nil, "export, quoted or none"},
+		{[]string{"-harness.shard=3/2"}, nil, "1 <= i <= n"},
+		{[]string{"-harness.flip-oracle=private/strict"}, nil, "flip-oracle"},
+		{[]string{"-harness.script-file=a", "-harness.script-url=b"}, nil, "at most one"},
+	}
+	for _, tc := range cases {
+		_, err := resolve(t, tc.args, tc.env)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: error %v, want it to say %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+}
