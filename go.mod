@@ -1,3 +1,11 @@
+// Dependency set (checked to build together; `go build ./...` imports all of them via
+// internal/depcheck, so drift fails the build at once):
+//   k3d v5.9.0 pins docker/docker and docker/cli v28.5.2+incompatible, and its runtime imports
+//   docker/docker/pkg/archive, which builds only with github.com/moby/go-archive v0.1.0.
+//   testcontainers-go v0.41+ needs go-archive v0.2.0+, so testcontainers-go stays at v0.40.0
+//   until a k3d release moves off docker/docker's archive package.
+//   ginkgo v2.34.0 / gomega v1.44.0 are the newest served here; ginkgo's CLI is a go.mod tool
+//   (`go tool ginkgo`) so its version is the library's.
 module github.com/agenttls/agenttls
 
 go 1.26.3
@@ -138,3 +146,5 @@ require (
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.0 // indirect
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )
+
+tool github.com/onsi/ginkgo/v2/ginkgo
