@@ -110,7 +110,9 @@ func TestPropertiesOverAllCells(t *testing.T) {
 	for _, x := range all {
 		c, p, st, e := x.c, x.p, x.style, x.e
 		srv := Server{StrictVerify: st}
-		at := func(what string) string { return what + ": " + c.ID() + " [" + p.Name + ", " + string(st) + "]: " + string(e.Verdict) + " (" + e.Reason + ")" }
+		at := func(what string) string {
+			return what + ": " + c.ID() + " [" + p.Name + ", " + string(st) + "]: " + string(e.Verdict) + " (" + e.Reason + ")"
+		}
 		count[e.Verdict]++
 
 		// Every answer is a real verdict with a one-line derivation.
