@@ -1,6 +1,7 @@
 package script
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 )
@@ -276,4 +277,24 @@ func shellWords(s string) []string {
 	}
 	flush()
 	return words
+}
+
+// ParseProfile is the inverse of Profile.String for the three known eras: "pre-strict",
+// "strict-broken-guard" or "strict", optionally followed by "+validate". It returns the profile
+// DetectProfile reports for scripts of that era (without the guard text). Transcript headers
+// and configuration use it when the script itself is not at hand.
+func ParseProfile(s string) (Profile, error) {
+	name, validate := strings.CutSuffix(strings.TrimSpace(s), "+validate")
+	p := Profile{Name: name, ValidatesConnection: validate, CANecessityCheck: true}
+	switch name {
+	case ProfilePreStrict:
+	case ProfileStrict:
+		p.StrictAbort, p.CANecessitySkippedWhenStrict = true, true
+	case ProfileStrictBrokenGuard:
+		p.StrictAbort, p.CANecessitySkippedWhenStrict, p.StrictGuardBroken = true, true, true
+	default:
+		return Profile{}, fmt.Errorf("unknown script profile %q: use %s, %s or %s, optionally with +validate",
+			s, ProfilePreStrict, ProfileStrictBrokenGuard, ProfileStrict)
+	}
+	return p, nil
 }

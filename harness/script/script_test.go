@@ -329,3 +329,25 @@ func TestSplitPreambleRefusesOddPrefixes(t *testing.T) {
 		t.Error("binary accepted")
 	}
 }
+
+func TestParseProfileRoundTrip(t *testing.T) {
+	bodies := map[string][]byte{}
+	for _, v := range KnownServedVersions() {
+		bodies[v] = fetch(t, v).Body
+	}
+	bodies["v0.3.7-like"] = brokenGuard(t, bodies["v0.3.11"])
+	for name, b := range bodies {
+		det := DetectProfile(b)
+		parsed, err := ParseProfile(det.String())
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		det.CANecessityGuard, det.Warnings = "", nil
+		if fmt.Sprintf("%+v", parsed) != fmt.Sprintf("%+v", det) {
+			t.Errorf("%s: ParseProfile(%q) = %+v, detected %+v", name, det.String(), parsed, det)
+		}
+	}
+	if _, err := ParseProfile("modern"); err == nil || !strings.Contains(err.Error(), "pre-strict") {
+		t.Errorf("unknown name: %v", err)
+	}
+}
