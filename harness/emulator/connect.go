@@ -174,26 +174,27 @@ func (e *Emulator) planToken(name, cattleID string) string {
 // named "agent").
 type Kubeconfig struct {
 	APIVersion     string            `yaml:"apiVersion"`
-	Kind           string            `yaml:"kind"`
 	Clusters       []KubeconfigNamed `yaml:"clusters"`
 	Contexts       []KubeconfigNamed `yaml:"contexts"`
 	CurrentContext string            `yaml:"current-context"`
+	Kind           string            `yaml:"kind"`
+	Preferences    struct{}          `yaml:"preferences"`
 	Users          []KubeconfigNamed `yaml:"users"`
 }
 
 // KubeconfigNamed is one named entry of a kubeconfig list; exactly one of its bodies is set.
 type KubeconfigNamed struct {
-	Name    string             `yaml:"name"`
 	Cluster *KubeconfigCluster `yaml:"cluster,omitempty"`
 	Context *KubeconfigContext `yaml:"context,omitempty"`
+	Name    string             `yaml:"name"`
 	User    *KubeconfigUser    `yaml:"user,omitempty"`
 }
 
 // KubeconfigCluster is a kubeconfig cluster body.
 type KubeconfigCluster struct {
-	Server string `yaml:"server"`
 	// CertificateAuthorityData is base64 of the cacerts setting; absent without cacerts.
 	CertificateAuthorityData string `yaml:"certificate-authority-data,omitempty"`
+	Server                   string `yaml:"server"`
 }
 
 // KubeconfigContext is a kubeconfig context body.
@@ -220,9 +221,14 @@ func agentKubeconfig(server string, cacerts []byte, token string) (string, error
 		CurrentContext: "agent",
 		Users:          []KubeconfigNamed{{Name: "agent", User: &KubeconfigUser{Token: token}}},
 	}
-	b, err := yaml.Marshal(kc)
-	if err != nil {
+	var b strings.Builder
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(kc); err != nil {
 		return "", err
 	}
-	return string(b), nil
+	if err := enc.Close(); err != nil {
+		return "", err
+	}
+	return b.String(), nil
 }
