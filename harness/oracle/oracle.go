@@ -142,10 +142,10 @@ func Expect(c matrix.Cell, p script.Profile, s Server) Expectation {
 		default:
 			issuer := presentedIssuer(c)
 			if systemTrusts(c, issuer) {
-				step("CA-necessity: node store trusts the %s cert (%s) -> CA not necessary, checksum cleared", pathWho(c.Path), issuer)
+				step("CA-necessity: node store trusts %s cert (%s) -> CA not necessary, checksum cleared", pathWho(c.Path), issuer)
 				cs = csNone
 			} else {
-				step("CA-necessity: node store does not trust the %s cert (%s) -> CA necessary", pathWho(c.Path), issuer)
+				step("CA-necessity: node store does not trust %s cert (%s) -> CA necessary", pathWho(c.Path), issuer)
 			}
 		}
 	}
@@ -311,7 +311,7 @@ func systemTrusts(c matrix.Cell, r root) bool {
 
 func pathWho(p matrix.Path) string {
 	if p.Intercepted() {
-		return "attacker-forged"
+		return "the attacker-forged"
 	}
 	return "Rancher's"
 }
