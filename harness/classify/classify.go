@@ -74,8 +74,10 @@ var tlsCurlExit = map[int]bool{35: true, 51: true, 53: true, 54: true, 58: true,
 type ServerView struct {
 	// Registrations are the server's registration records for this cell's token.
 	Registrations []Registration
-	// Requests is how many HTTP requests from this node the server side recorded (emulator
-	// and proxies together); only meaningful when RequestsCounted.
+	// Requests is how many HTTP requests the install script on this node made, as the server
+	// side recorded them (emulator and proxies together), NOT counting the command's own
+	// download of /system-agent-install.sh; only meaningful when RequestsCounted. The strict
+	// abort is only proven with zero.
 	Requests int
 	// RequestsCounted is false in tiers that cannot count the node's requests.
 	RequestsCounted bool
@@ -116,6 +118,8 @@ type Classifier struct {
 	registeredLine string
 
 	lastCurl  string
+	firstCurl string // the first curl error line, if no script log line came before it
+	tagged    int    // lines carrying a script log tag: the install script ran
 	lastError verdict.Evidence
 	lastLine  verdict.Evidence
 	caRetries int
@@ -166,8 +170,14 @@ func (c *Classifier) Line(stream, line string) (decided bool) {
 	if tag == "ERROR" || tag == "FATAL" || (stream == Stderr && tag != "INFO") {
 		c.lastError = ev
 	}
+	if tag != "" {
+		c.tagged++
+	}
 	if stream == Stderr && curlError.MatchString(msg) {
 		c.lastCurl = msg
+		if c.tagged == 0 && c.firstCurl == "" {
+			c.firstCurl = msg
+		}
 		return c.decided
 	}
 	for _, m := range milestones {
@@ -312,6 +322,13 @@ func (c *Classifier) finish(exitCode int, sv ServerView) Observation {
 		return Observation{Verdict: v, Evidence: c.ev, Detail: joinDetail(detail, exit)}
 	}
 
+	// The command's own `curl -fL .../system-agent-install.sh` (without --insecure) refused the
+	// server: curl printed its TLS error, sh read an empty script and the install script never
+	// logged a line.
+	if c.tagged == 0 && c.firstCurl != "" && tlsCurlFailure(c.firstCurl) && exitCode != Stopped && len(regs) == 0 {
+		return Observation{Verdict: verdict.RejectedUntrusted, Evidence: verdict.Evidence{Line: c.firstCurl, Source: Stderr},
+			Detail: "the script download failed TLS verification, so the install script never ran; " + exit}
+	}
 	ev := c.lastError
 	if ev.Line == "" {
 		ev = c.lastLine

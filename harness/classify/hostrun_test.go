@@ -105,6 +105,7 @@ const agentStandIn = "#!/bin/sh\n# agenttls host-test stand-in for rancher-syste
 
 type cellServer struct {
 	*httptest.Server
+	program  atomic.Value // string: the served script, for the command's own download
 	requests atomic.Int64
 	mu       sync.Mutex
 	regs     []Registration
@@ -130,6 +131,10 @@ func (n *hostNet) serve(t *testing.T, c matrix.Cell, token string) *cellServer {
 	s := &cellServer{}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/cacerts", func(w http.ResponseWriter, r *http.Request) { w.Write(body) })
+	mux.HandleFunc("/system-agent-install.sh", func(w http.ResponseWriter, r *http.Request) {
+		prog, _ := s.program.Load().(string)
+		io.WriteString(w, prog)
+	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	mux.HandleFunc("/assets/", func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/assets/rancher-system-agent-") {
@@ -150,7 +155,9 @@ func (n *hostNet) serve(t *testing.T, c matrix.Cell, token string) *cellServer {
 		io.WriteString(w, `{"namespace": "fleet-default", "secretName": "custom-plan", "kubeConfig": "apiVersion: v1\nkind: Config\n"}`)
 	})
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.requests.Add(1)
+		if r.URL.Path != "/system-agent-install.sh" { // the command's download, not the script's
+			s.requests.Add(1)
+		}
 		mux.ServeHTTP(w, r)
 	}))
 	s.Server.TLS = newTLSConfig(leaf)
@@ -214,7 +221,10 @@ type hostResult struct {
 	serverVia                  string
 }
 
-func runCell(t *testing.T, n *hostNet, s *script.Script, c matrix.Cell) hostResult {
+// download says how the node gets the script: "" runs the served script from a file; "secure"
+// and "insecure" pipe the command's own `curl -fL [--insecure] URL/system-agent-install.sh`
+// into `sh -s -`, as the registration command does.
+func runCell(t *testing.T, n *hostNet, s *script.Script, c matrix.Cell, download string) hostResult {
 	t.Helper()
 	token := "token-" + strings.ReplaceAll(c.Slug(), "_", "-")
 	srv := n.serve(t, c, token)
@@ -240,12 +250,20 @@ func runCell(t *testing.T, n *hostNet, s *script.Script, c matrix.Cell) hostResu
 		fmt.Fprintf(&pre, "CATTLE_CA_CHECKSUM=\"%s\"\n", sum(n.served(c.CA)))
 	}
 	pre.WriteString("\n")
+	program := hostProgram(t, s.Body, pre.String())
+	srv.program.Store(program)
 	prog := filepath.Join(dir, "install.sh")
-	if err := os.WriteFile(prog, []byte(hostProgram(t, s.Body, pre.String())), 0o755); err != nil {
+	if err := os.WriteFile(prog, []byte(program), 0o755); err != nil {
 		t.Fatal(err)
 	}
 
 	args := []string{prog, "--server", srv.URL, "--label", "cattle.io/os=linux", "--token", token, "--worker"}
+	switch download {
+	case "secure":
+		args = append([]string{"-c", `curl -fL "$0/system-agent-install.sh" | sh -s - "$@"`, srv.URL}, args[1:]...)
+	case "insecure":
+		args = append([]string{"-c", `curl --insecure -fL "$0/system-agent-install.sh" | sh -s - "$@"`, srv.URL}, args[1:]...)
+	}
 	switch c.Checksum {
 	case matrix.ChecksumCorrect:
 		args = append(args, "--ca-checksum", sum(n.served(c.CA)))
@@ -398,7 +416,7 @@ func TestRealScriptOnHost(t *testing.T) {
 			t.Run(v+"/"+c.ID(), func(t *testing.T) {
 				t.Parallel()
 				want := oracle.Expect(c, s.Profile, oracle.Server{})
-				res := runCell(t, n, s, c)
+				res := runCell(t, n, s, c, "")
 				total.Add(1)
 				if res.obs.Decided {
 					decided.Add(1)
@@ -419,6 +437,49 @@ func TestRealScriptOnHost(t *testing.T) {
 	t.Cleanup(func() {
 		t.Logf("%d cells run with the real script on the host; %d decided before the script ended; slowest decision %v",
 			total.Load(), decided.Load(), time.Duration(slowest.Load()))
+	})
+}
+
+// TestRealCommandDownloadOnHost pipes the command's own script download into sh, with and
+// without --insecure, and checks the classifier against oracle.ExpectCommand: without
+// --insecure, a server the node's store does not trust is refused before the script runs.
+func TestRealCommandDownloadOnHost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping the real-script cross-check")
+	}
+	hostTools(t)
+	n := newHostNet(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := script.FromModule(ctx, "v0.15.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := 0
+	var mu sync.Mutex
+	for _, c := range scenarioCells(t, "smoke", "remedies") {
+		for _, mode := range []string{"secure", "insecure"} {
+			t.Run(mode+"/"+c.ID(), func(t *testing.T) {
+				t.Parallel()
+				want := oracle.ExpectCommand(c, s.Profile, oracle.Server{}, mode == "insecure")
+				res := runCell(t, n, s, c, mode)
+				if res.obs.Verdict != want.Verdict {
+					t.Errorf("%s, %s download: observed %s (%s; %s), oracle %s (%s)\ntranscript:\n%s",
+						c.ID(), mode, res.obs.Verdict, res.obs.Evidence, res.obs.Detail, want.Verdict, want.Reason, strings.Join(res.output, "\n"))
+				}
+				if strings.Contains(res.obs.Detail, "never ran") {
+					mu.Lock()
+					refused++
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	t.Cleanup(func() {
+		if refused == 0 {
+			t.Error("no cell was refused at the script download: the secure download is not exercised")
+		}
+		t.Logf("%d cells refused at the script download", refused)
 	})
 }
 

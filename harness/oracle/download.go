@@ -22,11 +22,11 @@ func ExpectCommand(c matrix.Cell, p script.Profile, s Server, insecureDownload b
 	}
 	issuer := presentedIssuer(c)
 	if !systemTrusts(c, issuer) {
-		steps := []string{fmt.Sprintf("script download: node store does not trust the %s cert (%s) -> curl refuses, no script runs", pathWho(c.Path), issuer)}
+		steps := []string{fmt.Sprintf("script download: node store does not trust %s cert (%s) -> curl refuses, no script runs", pathWho(c.Path), issuer)}
 		return Expectation{Verdict: verdict.RejectedUntrusted, Reason: joinReason(steps), Steps: steps}
 	}
 	e := Expect(c, p, s)
-	e.Steps = append([]string{fmt.Sprintf("script download: node store trusts the %s cert (%s)", pathWho(c.Path), issuer)}, e.Steps...)
+	e.Steps = append([]string{fmt.Sprintf("script download: node store trusts %s cert (%s)", pathWho(c.Path), issuer)}, e.Steps...)
 	e.Reason = joinReason(e.Steps)
 	return e
 }

@@ -16,7 +16,7 @@ import (
 // Module is the Go module whose source tree carries install.sh at its root.
 const Module = "github.com/rancher/system-agent"
 
-// KnownServed lists versions known to be served by the Go module proxy; several tags (v0.3.7
+// knownServed lists versions known to be served by the Go module proxy; several tags (v0.3.7
 // among them) are not. Named in errors as versions to try.
 var knownServed = []string{"v0.3.4", "v0.3.11", "v0.3.16", "v0.15.0"}
 
