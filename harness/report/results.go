@@ -62,4 +62,7 @@ type CellResult struct {
 	Transcript string `json:"transcript"`
 	// Rerun is the command that runs this cell alone.
 	Rerun string `json:"rerun"`
+	// Attempts is how many times the cell ran; 0 and 1 both mean once. A cell that was retried
+	// is marked in every report, so a retry never turns a failure green silently.
+	Attempts int `json:"attempts,omitempty"`
 }

@@ -1,0 +1,179 @@
+package report
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Merge joins the shards of one run into one Results. The parts must share every run parameter
+// (run ID, versions, script, backend, scenario and config, except config keys naming the shard);
+// cells are unioned, and a cell present in two parts is an error. The merged Shard is empty
+// when the parts are all n shards of an i/n split, else the parts' shards joined with "+".
+// Started and Finished span all parts. The parts are not modified.
+func Merge(parts ...*Results) (*Results, error) {
+	if len(parts) == 0 {
+		return nil, errors.New("merge: no results given")
+	}
+	for i, p := range parts {
+		if p == nil {
+			return nil, fmt.Errorf("merge: part %d is nil", i+1)
+		}
+	}
+	first := parts[0]
+	var diffs []string
+	for i, p := range parts[1:] {
+		for _, f := range runParamDiffs(first, p) {
+			diffs = append(diffs, fmt.Sprintf("%s differs in %s", partName(i+2, p), f))
+		}
+	}
+	if len(diffs) > 0 {
+		return nil, fmt.Errorf("merge: the parts are not shards of one run (compared with %s): %s: merge only the shards of one run, with the same versions and config",
+			partName(1, first), strings.Join(diffs, "; "))
+	}
+	shard, err := mergedShard(parts)
+	if err != nil {
+		return nil, err
+	}
+	out := *first
+	out.Shard = shard
+	out.Config = nil
+	if first.Config != nil {
+		out.Config = map[string]string{}
+		for k, v := range first.Config {
+			if !isShardKey(k) {
+				out.Config[k] = v
+			}
+		}
+	}
+	out.Cells = nil
+	owner := map[string]int{}
+	for i, p := range parts {
+		if !p.Started.IsZero() && (out.Started.IsZero() || p.Started.Before(out.Started)) {
+			out.Started = p.Started
+		}
+		if p.Finished.After(out.Finished) {
+			out.Finished = p.Finished
+		}
+		for _, c := range p.Cells {
+			if j, dup := owner[c.ID]; dup {
+				return nil, fmt.Errorf("merge: cell %s is in both %s and %s: each cell must come from one shard only (were the shards split with different counts?)",
+					c.ID, partName(j+1, parts[j]), partName(i+1, p))
+			}
+			owner[c.ID] = i
+			out.Cells = append(out.Cells, c)
+		}
+	}
+	out.Cells = sortedCells(out.Cells)
+	if out.Cells == nil {
+		out.Cells = []CellResult{}
+	}
+	if err := out.Validate(); err != nil {
+		return nil, fmt.Errorf("merge: merged results are invalid: %w", err)
+	}
+	return &out, nil
+}
+
+func partName(i int, r *Results) string {
+	if r.Shard != "" {
+		return fmt.Sprintf("part %d (shard %s)", i, r.Shard)
+	}
+	return fmt.Sprintf("part %d (run %s)", i, r.RunID)
+}
+
+// runParamDiffs lists the run parameters on which b differs from a.
+func runParamDiffs(a, b *Results) []string {
+	var d []string
+	field := func(name, x, y string) {
+		if x != y {
+			d = append(d, fmt.Sprintf("%s: %q vs %q", name, x, y))
+		}
+	}
+	field("schema", a.Schema, b.Schema)
+	field("runId", a.RunID, b.RunID)
+	field("toolVersion", a.ToolVersion, b.ToolVersion)
+	field("backend", a.Backend, b.Backend)
+	field("rancherVersion", a.RancherVersion, b.RancherVersion)
+	field("systemAgentVersion", a.SystemAgentVersion, b.SystemAgentVersion)
+	field("scriptSha256", a.ScriptSHA256, b.ScriptSHA256)
+	field("scriptSource", a.ScriptSource, b.ScriptSource)
+	field("scriptProfile", a.ScriptProfile, b.ScriptProfile)
+	field("scenario", a.Scenario, b.Scenario)
+	keys := map[string]bool{}
+	for k := range a.Config {
+		keys[k] = true
+	}
+	for k := range b.Config {
+		keys[k] = true
+	}
+	sorted := make([]string, 0, len(keys))
+	for k := range keys {
+		if !isShardKey(k) {
+			sorted = append(sorted, k)
+		}
+	}
+	sort.Strings(sorted)
+	for _, k := range sorted {
+		x, okx := a.Config[k]
+		y, oky := b.Config[k]
+		switch {
+		case okx && !oky:
+			d = append(d, fmt.Sprintf("config[%s]: %q vs unset", k, x))
+		case !okx && oky:
+			d = append(d, fmt.Sprintf("config[%s]: unset vs %q", k, y))
+		case x != y:
+			d = append(d, fmt.Sprintf("config[%s]: %q vs %q", k, x, y))
+		}
+	}
+	return d
+}
+
+// isShardKey reports whether a config key names the shard (so legitimately differs between the
+// parts of one run): "shard", or any key whose last '.', '-' or '_' separated word is "shard".
+func isShardKey(k string) bool {
+	k = strings.ToLower(k)
+	if i := strings.LastIndexAny(k, ".-_/"); i >= 0 {
+		k = k[i+1:]
+	}
+	return k == "shard"
+}
+
+// mergedShard computes the merged Shard value and rejects a shard given twice.
+func mergedShard(parts []*Results) (string, error) {
+	seen := map[string]int{}
+	var list []string
+	for i, p := range parts {
+		if p.Shard == "" {
+			continue
+		}
+		if j, dup := seen[p.Shard]; dup {
+			return "", fmt.Errorf("merge: shard %s is given twice (parts %d and %d)", p.Shard, j+1, i+1)
+		}
+		seen[p.Shard] = i
+		list = append(list, p.Shard)
+	}
+	if len(list) == 0 {
+		return "", nil
+	}
+	// Complete i/n split: all parts are shards of the same n and every index is there.
+	n, complete := 0, len(list) == len(parts)
+	idx := map[int]bool{}
+	for _, s := range list {
+		a, b, ok := strings.Cut(s, "/")
+		i, err1 := strconv.Atoi(a)
+		m, err2 := strconv.Atoi(b)
+		if !ok || err1 != nil || err2 != nil || m < 1 || i < 1 || i > m || (n != 0 && m != n) {
+			complete = false
+			break
+		}
+		n = m
+		idx[i] = true
+	}
+	if complete && len(idx) == n {
+		return "", nil
+	}
+	sort.Strings(list)
+	return strings.Join(list, "+"), nil
+}
