@@ -35,6 +35,7 @@ type Config struct {
 	CellTimeout        time.Duration // bound for one cell
 	SetupTimeout       time.Duration // bound for building images and starting servers
 	Keep               bool          // keep containers after the run (debugging)
+	FreshNodes         bool          // a new node container per cell instead of reusing them
 	Shard              string        // i/n
 	FlipOracle         string        // self-test: invert the oracle's answer for this cell ID
 	RunID              string        // set when empty
@@ -75,6 +76,7 @@ func (c *Config) fields() []field {
 		{name: "cell-timeout", env: "AGENTTLS_CELL_TIMEOUT", usage: "time bound for one cell", dur: &c.CellTimeout},
 		{name: "setup-timeout", env: "AGENTTLS_SETUP_TIMEOUT", usage: "time bound for images and servers", dur: &c.SetupTimeout},
 		{name: "keep", env: "AGENTTLS_KEEP", usage: "keep containers after the run for debugging (sweep later with `make sweep`)", boolean: &c.Keep},
+		{name: "fresh-nodes", env: "AGENTTLS_FRESH_NODES", usage: "start a new node container for every cell instead of resetting and reusing one", boolean: &c.FreshNodes},
 		{name: "shard", env: "AGENTTLS_SHARD", usage: "run part i of n of the cells, as i/n", str: &c.Shard},
 		{name: "flip-oracle", env: "AGENTTLS_FLIP_ORACLE", usage: "self-test: deliberately expect a wrong verdict for this cell ID", str: &c.FlipOracle},
 		{name: "run-id", env: "AGENTTLS_RUN_ID", usage: "run id (labels, artifacts); generated when empty", str: &c.RunID},

@@ -69,7 +69,7 @@ func TestEveryScenarioFileLoads(t *testing.T) {
 func TestScenarioErrorsNameFileLineAndAllowedValues(t *testing.T) {
 	cases := []struct {
 		name, doc string
-		want     []string
+		want      []string
 	}{
 		{"unknown value", "cells:\n  - {ca: private, mode: strict, checksum: maybe, strict-verify: unset, path: direct}\n",
 			[]string{"bad.yaml:2", `unknown checksum value "maybe"`, "absent, correct, wrong, empty"}},

@@ -1,0 +1,301 @@
+//go:build e2e
+
+// The conformance suite: one Ginkgo spec per matrix cell, labelled per axis value. It is the
+// one place that reads flags and environment (-harness.*; see harness/config). Run it through
+// `make conformance` (which runs `agenttls run`), or directly:
+//
+//	go tool ginkgo -p --procs 6 --label-filter='mode:strict && path:mitm' -tags e2e ./e2e -- -harness.sa-version=v0.15.0
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/types"
+	. "github.com/onsi/gomega"
+
+	"github.com/agenttls/agenttls/harness/config"
+	"github.com/agenttls/agenttls/harness/matrix"
+	"github.com/agenttls/agenttls/harness/oracle"
+	"github.com/agenttls/agenttls/harness/report"
+	"github.com/agenttls/agenttls/harness/runner"
+	"github.com/agenttls/agenttls/harness/script"
+	"github.com/agenttls/agenttls/harness/testbed"
+	"github.com/agenttls/agenttls/harness/verdict"
+)
+
+const flagPrefix = "harness."
+
+var (
+	cfg   = config.Default()
+	cells string // -harness.cells: comma-separated cell IDs run instead of the scenario's
+)
+
+func init() {
+	// The harness labels and sweeps everything it creates, so it does not need Ryuk, whose image
+	// cannot be pulled on a machine without a registry. A user who wants Ryuk sets the variable.
+	if _, set := os.LookupEnv("TESTCONTAINERS_RYUK_DISABLED"); !set {
+		os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+	}
+	cfg.Bind(flag.CommandLine, flagPrefix)
+	flag.StringVar(&cells, flagPrefix+"cells", "", "run exactly these cell IDs (comma-separated) instead of the scenario's cells")
+}
+
+// suite is the state every spec of this process shares; set up in SynchronizedBeforeSuite.
+type suite struct {
+	desc     testbed.Description
+	scenario *matrix.Scenario
+	started  time.Time
+	progress *os.File
+	nodes    *runner.Nodes
+}
+
+var st suite
+
+func TestConformance(t *testing.T) {
+	RegisterFailHandler(Fail)
+	if err := cfg.Resolve(flag.CommandLine, flagPrefix, os.LookupEnv); err != nil {
+		t.Fatalf("configuration: %v", err)
+	}
+	selected, scenario, err := selectCells()
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	st.scenario = scenario
+	Describe("agenttls", func() {
+		for _, c := range selected {
+			cellSpec(c)
+		}
+	})
+	suiteCfg, repCfg := GinkgoConfiguration()
+	if suiteCfg.Timeout < time.Hour {
+		suiteCfg.Timeout = time.Hour
+	}
+	RunSpecs(t, "agenttls conformance", suiteCfg, repCfg)
+}
+
+// selectCells returns the cells of this run: the scenario's (or -harness.cells), then the shard.
+func selectCells() ([]matrix.Cell, *matrix.Scenario, error) {
+	var list []matrix.Cell
+	scenario := &matrix.Scenario{Name: "cells", File: "-harness.cells"}
+	if cells != "" {
+		for _, id := range strings.Split(cells, ",") {
+			c, err := matrix.ParseID(strings.TrimSpace(id))
+			if err != nil {
+				return nil, nil, err
+			}
+			list = append(list, c)
+		}
+		scenario.Cells = list
+	} else {
+		s, err := matrix.LoadScenario(cfg.Scenario)
+		if err != nil {
+			return nil, nil, err
+		}
+		scenario, list = s, s.Cells
+	}
+	i, n, _ := matrix.ParseShard(cfg.Shard)
+	list, err := matrix.Shard(list, i, n)
+	return list, scenario, err
+}
+
+var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
+	// Process 1: the script under test, then the shared testbed for every cell of the run.
+	s, err := loadScript(ctx)
+	Expect(err).NotTo(HaveOccurred(), "install script")
+	selected, _, err := selectCells()
+	Expect(err).NotTo(HaveOccurred())
+	tb, err := testbed.Run(ctx, s, selected,
+		testbed.WithRunID(cfg.RunID), testbed.WithHostname(cfg.Hostname),
+		testbed.WithPreamble(cfg.PreambleStyle), testbed.WithKeep(cfg.Keep),
+		testbed.WithProgress(GinkgoWriter))
+	DeferCleanup(func(ctx SpecContext) error { return tb.Terminate(ctx) }, NodeTimeout(2*time.Minute))
+	Expect(err).NotTo(HaveOccurred(), "testbed")
+	b, err := json.Marshal(tb.Description)
+	Expect(err).NotTo(HaveOccurred())
+	return b
+}, func(b []byte) {
+	Expect(json.Unmarshal(b, &st.desc)).To(Succeed())
+	st.started = time.Now()
+	Expect(os.MkdirAll(cfg.Artifacts, 0o755)).To(Succeed(), "artifacts folder %s", cfg.Artifacts)
+	f, err := os.OpenFile(progressPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	Expect(err).NotTo(HaveOccurred(), "progress file")
+	st.progress = f
+	DeferCleanup(f.Close)
+	st.nodes = runner.NewNodes(&st.desc, cfg.FreshNodes, cfg.Keep)
+	DeferCleanup(func(ctx SpecContext) error { return st.nodes.Close(ctx) }, NodeTimeout(2*time.Minute))
+}, NodeTimeout(15*time.Minute))
+
+func loadScript(ctx context.Context) (*script.Script, error) {
+	switch {
+	case cfg.ScriptFile != "":
+		return script.FromFile(cfg.ScriptFile)
+	case cfg.ScriptURL != "":
+		return script.FromURL(ctx, cfg.ScriptURL, nil)
+	default:
+		return script.FromModule(ctx, cfg.SystemAgentVersion)
+	}
+}
+
+func progressPath() string {
+	if p := os.Getenv("AGENTTLS_PROGRESS"); p != "" {
+		return p
+	}
+	return filepath.Join(cfg.Artifacts, "progress.log")
+}
+
+// expectation is the oracle's answer, or a deliberately wrong one for the -harness.flip-oracle
+// self-test (which must make the suite fail and name the cell).
+func expectation(c matrix.Cell) oracle.Expectation {
+	e := runner.Expect(&st.desc, c)
+	if cfg.FlipOracle == c.ID() {
+		flipped := verdict.Registered
+		if e.Verdict == verdict.Registered {
+			flipped = verdict.RejectedUntrusted
+		}
+		e = oracle.Expectation{Verdict: flipped, Reason: "deliberately flipped by -harness.flip-oracle (self-test); the oracle said " + string(e.Verdict)}
+	}
+	return e
+}
+
+func cellSpec(c matrix.Cell) {
+	It(c.ID(), Label(c.Labels()...), func(ctx SpecContext) {
+		res, err := runner.Run(ctx, &st.desc, st.nodes, c,
+			runner.WithTimeout(cfg.CellTimeout), runner.WithArtifacts(cfg.Artifacts),
+			runner.WithExpectation(expectation))
+		cr := cellResult(c, res, err)
+		b, _ := json.Marshal(cr)
+		AddReportEntry(entryName, string(b), ReportEntryVisibilityNever)
+		fmt.Fprintln(st.progress, progressLine(cr))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.Observed.Verdict).To(Equal(res.Expected.Verdict),
+			"cell %s\n  expected %s: %s\n  observed %s: %s\n  transcript: %s\n  rerun: %s",
+			c.ID(), res.Expected.Verdict, res.Expected.Reason, res.Observed.Verdict, res.Observed.Evidence,
+			filepath.Join(cfg.Artifacts, res.Transcript), cr.Rerun)
+	}, NodeTimeout(cfg.CellTimeout+time.Minute))
+}
+
+const entryName = "agenttls.cell"
+
+func rerun(c matrix.Cell) string {
+	v := ""
+	if cfg.SystemAgentVersion != "" {
+		v = " SA_VERSION=" + cfg.SystemAgentVersion
+	}
+	return fmt.Sprintf("make conformance%s CELL='%s'", v, c.ID())
+}
+
+func cellResult(c matrix.Cell, res *runner.Result, err error) report.CellResult {
+	cr := report.CellResult{ID: c.ID(), Params: c, Labels: c.Labels(), Rerun: rerun(c), Status: report.StatusFailed}
+	if res == nil {
+		cr.Observed, cr.Message = verdict.Unexpected, err.Error()
+		return cr
+	}
+	cr.Expected, cr.Reason = res.Expected.Verdict, res.Expected.Reason
+	cr.Observed, cr.Evidence = res.Observed.Verdict, res.Observed.Evidence
+	cr.Command, cr.Transcript, cr.Duration = res.Command, res.Transcript, res.Timings.Total
+	cr.Timings = map[string]string{
+		"node-start": res.Timings.NodeStart.String(), "script": res.Timings.Script.String(),
+		"verdict": res.Timings.Verdict.String(), "evidence": res.Timings.Evidence.String(),
+		"teardown": res.Timings.Teardown.String(),
+	}
+	switch {
+	case err != nil:
+		cr.Observed, cr.Message = verdict.Unexpected, err.Error()
+	case cr.Observed == cr.Expected:
+		cr.Status = report.StatusPassed
+	default:
+		cr.Message = fmt.Sprintf("expected %s, observed %s (%s)", cr.Expected, cr.Observed, res.Observed.Detail)
+	}
+	return cr
+}
+
+func progressLine(cr report.CellResult) string {
+	mark := "PASS"
+	if cr.Status != report.StatusPassed {
+		mark = "FAIL"
+	}
+	extra := ""
+	if cr.Observed == verdict.Exposed {
+		extra = "  [EXPOSED]"
+	}
+	return fmt.Sprintf("%s %-58s expected=%-27s observed=%-27s %5.1fs%s",
+		mark, cr.ID, cr.Expected, cr.Observed, cr.Duration.Seconds(), extra)
+}
+
+// The reports: every process's cell entries, gathered once the whole suite is done.
+var _ = ReportAfterSuite("agenttls reports", func(r Report) {
+	res := &report.Results{
+		Schema: report.SchemaVersion, RunID: st.desc.RunID, ToolVersion: toolVersion(),
+		Backend: cfg.Backend, Started: r.StartTime, Finished: r.EndTime,
+		RancherVersion: cfg.RancherVersion, SystemAgentVersion: scriptVersion(),
+		ScriptSHA256: st.desc.ScriptSHA256, ScriptSource: st.desc.ScriptSource,
+		ScriptProfile: st.desc.Profile.Name, Scenario: scenarioName(), Shard: cfg.Shard,
+		Config: cfg.Map(),
+	}
+	for _, sr := range r.SpecReports {
+		if sr.LeafNodeType != types.NodeTypeIt {
+			continue
+		}
+		var cr report.CellResult
+		found := false
+		for _, e := range sr.ReportEntries {
+			if e.Name == entryName {
+				found = json.Unmarshal([]byte(e.StringRepresentation()), &cr) == nil
+			}
+		}
+		if !found {
+			c, err := matrix.ParseID(sr.LeafNodeText)
+			if err != nil {
+				continue
+			}
+			cr = report.CellResult{ID: c.ID(), Params: c, Labels: c.Labels(), Rerun: rerun(c), Status: report.StatusSkipped,
+				Observed: verdict.Unexpected, Expected: verdict.Unexpected}
+			switch {
+			case sr.State.Is(types.SpecStateSkipped):
+				cr.Message = "not selected (focus, label filter or an earlier failure)"
+			default:
+				cr.Status = report.StatusFailed
+				cr.Message = fmt.Sprintf("did not run to a verdict: %s %s", sr.State, sr.Failure.Message)
+			}
+		}
+		res.Cells = append(res.Cells, cr)
+	}
+	if res.RunID == "" {
+		res.RunID = cfg.RunID
+	}
+	if len(res.Cells) == 0 {
+		return
+	}
+	Expect(report.WriteAll(cfg.Artifacts, res, report.WithTranscripts(cfg.Artifacts))).To(Succeed(), "write reports to %s", cfg.Artifacts)
+})
+
+// toolVersion is the agenttls version: AGENTTLS_VERSION when the runner sets it, else "dev".
+func toolVersion() string {
+	if v := os.Getenv("AGENTTLS_VERSION"); v != "" {
+		return v
+	}
+	return "dev"
+}
+
+func scriptVersion() string {
+	if st.desc.ScriptVersion != "" {
+		return st.desc.ScriptVersion
+	}
+	return cfg.SystemAgentVersion
+}
+
+func scenarioName() string {
+	if st.scenario == nil {
+		return ""
+	}
+	return st.scenario.Name
+}

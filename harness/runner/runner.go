@@ -1,0 +1,318 @@
+// Package runner runs one matrix cell: it builds the registration command the way Rancher's
+// nodeCommand looks, starts a node whose trust store and name resolution match the cell, runs
+// the command with the real install script, streams the output to the classifier, stops the
+// script as soon as the verdict is proven, and gathers the server-side evidence.
+package runner
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agenttls/agenttls/harness/classify"
+	"github.com/agenttls/agenttls/harness/command"
+	"github.com/agenttls/agenttls/harness/emulator"
+	"github.com/agenttls/agenttls/harness/emulator/accesslog"
+	"github.com/agenttls/agenttls/harness/matrix"
+	"github.com/agenttls/agenttls/harness/oracle"
+	"github.com/agenttls/agenttls/harness/testbed"
+	"github.com/agenttls/agenttls/harness/verdict"
+)
+
+// Result is what one cell showed.
+type Result struct {
+	Cell        matrix.Cell
+	Command     string
+	Expected    oracle.Expectation
+	Observed    classify.Observation
+	ExitCode    int // classify.Stopped when the runner stopped the script
+	Transcript  string
+	Requests    int
+	Timings     Timings
+	Registered  bool
+	NodeAddress string
+}
+
+// Timings split a cell's wall time into the harness's own work and the script's.
+type Timings struct {
+	NodeStart time.Duration // create and start the node container
+	Script    time.Duration // from exec start to the script's end or its stop
+	Verdict   time.Duration // from exec start to the line that proved the verdict (0: none)
+	Evidence  time.Duration // fetching server-side records
+	Teardown  time.Duration // removing the node
+	Total     time.Duration
+}
+
+// Overhead is the harness's share of the cell's wall time.
+func (t Timings) Overhead() time.Duration { return t.Total - t.Script }
+
+type options struct {
+	timeout    time.Duration
+	artifacts  string
+	expect     func(matrix.Cell) oracle.Expectation
+	insecureFn func(matrix.CAKind) bool
+}
+
+// Option configures Run.
+type Option func(*options) error
+
+// WithTimeout bounds the whole cell (default 60s); past it the verdict is timeout.
+func WithTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return errors.New("cell timeout must be positive")
+		}
+		o.timeout = d
+		return nil
+	}
+}
+
+// WithArtifacts writes the cell's transcript under dir/transcripts.
+func WithArtifacts(dir string) Option {
+	return func(o *options) error { o.artifacts = dir; return nil }
+}
+
+// WithExpectation replaces the oracle (the suite's self-test uses it to flip one answer).
+func WithExpectation(f func(matrix.Cell) oracle.Expectation) Option {
+	return func(o *options) error { o.expect = f; return nil }
+}
+
+// InsecureDownload says whether the node downloads the script with --insecure: what Rancher's
+// insecureNodeCommand does and what a user of a private CA runs, since the node cannot verify
+// a private CA before it has one. Users of a public CA run the plain nodeCommand.
+func InsecureDownload(ca matrix.CAKind) bool { return ca != matrix.CAPublic }
+
+// Run runs cell c on the testbed d.
+func Run(ctx context.Context, d *testbed.Description, nodes *Nodes, c matrix.Cell, opts ...Option) (*Result, error) {
+	o := options{timeout: 60 * time.Second, insecureFn: InsecureDownload}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, fmt.Errorf("run cell %s: %w", c.ID(), err)
+		}
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+
+	t, err := d.For(c)
+	if err != nil {
+		return nil, fmt.Errorf("run cell %s: %w", c.ID(), err)
+	}
+	res := &Result{Cell: c}
+	if o.expect != nil {
+		res.Expected = o.expect(c)
+	} else {
+		res.Expected = Expect(d, c)
+	}
+	served := ""
+	if c.CA != matrix.CAPublic {
+		served = t.Checksums.Correct
+	}
+	res.Command, err = command.ForCell(command.NodeCommand(t.ServerURL, d.Token(c), served, nil), c, t.Checksums, o.insecureFn(c.CA))
+	if err != nil {
+		return nil, err
+	}
+
+	// The node: its system store is the cell's (the node image); /etc/hosts is set below.
+	lease, err := nodes.Get(ctx, t.NodeImage)
+	broken := true
+	defer func() {
+		td := time.Now()
+		// A fresh context: the cell's may have expired, and the node must go back regardless.
+		tctx, tcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer tcancel()
+		_ = nodes.Put(tctx, lease, broken)
+		res.Timings.Teardown = time.Since(td)
+		res.Timings.Total = time.Since(start)
+	}()
+	if err != nil {
+		return res, fmt.Errorf("run cell %s: %w", c.ID(), err)
+	}
+	n := lease.Node
+	res.Timings.NodeStart = lease.Started
+	res.NodeAddress = lease.IP
+
+	emu := &accesslog.Client{BaseURL: t.Emulator}
+	var px *accesslog.Client
+	if t.Proxy != "" {
+		px = &accesslog.Client{BaseURL: t.Proxy}
+	}
+	emuSeq, err := emu.Seq(ctx)
+	if err != nil {
+		return res, fmt.Errorf("run cell %s: emulator: %w", c.ID(), err)
+	}
+	var pxSeq uint64
+	if px != nil {
+		if pxSeq, err = px.Seq(ctx); err != nil {
+			return res, fmt.Errorf("run cell %s: proxy: %w", c.ID(), err)
+		}
+	}
+
+	// The script, streamed into the classifier; stopped once a verdict is proven.
+	cl := classify.New(d.Profile)
+	tr := &transcript{}
+	execCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	scriptStart := time.Now()
+	var mu sync.Mutex
+	feed := func(stream string) lineFunc {
+		return func(line string) {
+			mu.Lock()
+			defer mu.Unlock()
+			tr.add(stream, line)
+			if !cl.Decided() && cl.Line(stream, line) {
+				res.Timings.Verdict = time.Since(scriptStart)
+				stop()
+			}
+		}
+	}
+	exit, execErr := n.ExecStream(execCtx, []string{"sh", "-c", prepare(d.Hostname, t.HostIP) + "\n" + res.Command},
+		lineWriter(feed(classify.Stdout)), lineWriter(feed(classify.Stderr)))
+	res.Timings.Script = time.Since(scriptStart)
+	mu.Lock()
+	decided := cl.Decided()
+	mu.Unlock()
+	timedOut := false
+	switch {
+	case execErr == nil:
+	case decided && errors.Is(execErr, context.Canceled):
+		exit = classify.Stopped
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		exit, timedOut = classify.Stopped, true
+	default:
+		return res, fmt.Errorf("run cell %s: exec: %w", c.ID(), execErr)
+	}
+	res.ExitCode = exit
+
+	// Server-side evidence, with a context of its own (the cell's may be spent).
+	evStart := time.Now()
+	ectx, ecancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer ecancel()
+	sv, err := serverView(ectx, emu, px, emuSeq, pxSeq, c.Slug(), res.NodeAddress)
+	if err != nil {
+		return res, fmt.Errorf("run cell %s: read server records: %w", c.ID(), err)
+	}
+	res.Timings.Evidence = time.Since(evStart)
+	res.Requests = sv.Requests
+	res.Registered = len(sv.Registrations) > 0
+	if timedOut && !decided {
+		res.Observed = classify.Observation{Verdict: verdict.Timeout,
+			Evidence: verdict.Evidence{Source: "timer", Line: fmt.Sprintf("no verdict proven within %s", o.timeout)}}
+	} else {
+		res.Observed = cl.Finish(exit, sv)
+	}
+	if o.artifacts != "" {
+		if res.Transcript, err = tr.write(o.artifacts, c, res); err != nil {
+			return res, err
+		}
+	}
+	broken = false
+	return res, nil
+}
+
+// Expect is the oracle's answer for cell c on testbed d, including the script download that
+// comes before the script (see InsecureDownload).
+func Expect(d *testbed.Description, c matrix.Cell) oracle.Expectation {
+	return oracle.ExpectCommand(c, d.Profile, oracle.Server{StrictVerify: oracle.PreambleStyle(d.Preamble)}, InsecureDownload(c.CA))
+}
+
+func serverView(ctx context.Context, emu, px *accesslog.Client, emuSeq, pxSeq uint64, name, nodeIP string) (classify.ServerView, error) {
+	sv := classify.ServerView{RequestsCounted: true}
+	var regs emulator.RegistrationList
+	q := url.Values{"name": {name}, "since": {strconv.FormatUint(emuSeq, 10)}}
+	if err := emu.Do(ctx, "GET", emulator.PathRegistrations+"?"+q.Encode(), nil, &regs); err != nil {
+		return sv, err
+	}
+	for _, r := range regs.Registrations {
+		sv.Registrations = append(sv.Registrations, classify.Registration{InterceptedBy: r.InterceptedBy})
+	}
+	// Requests the node made: straight to the emulator (direct path) or to the proxy.
+	client := emu
+	since := emuSeq
+	if px != nil {
+		client, since = px, pxSeq
+	}
+	reqs, err := client.Requests(ctx, nodeIP, since)
+	if err != nil {
+		return sv, err
+	}
+	// The command's own download of the script is not the script's request: the strict abort
+	// must come before any request the script makes.
+	for _, r := range reqs.Requests {
+		if r.Path != scriptPath {
+			sv.Requests++
+		}
+	}
+	return sv, nil
+}
+
+// scriptPath is what the registration command downloads before the script runs.
+const scriptPath = "/system-agent-install.sh"
+
+func randomSuffix() string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+type lineFunc func(string)
+
+// lineWriter adapts a per-line callback to the node's streaming writer (one line per Write).
+type lineWriter lineFunc
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	w(strings.TrimRight(string(p), "\r\n"))
+	return len(p), nil
+}
+
+// transcript records the script's output in the fixtures/transcripts format.
+type transcript struct {
+	lines []string
+}
+
+func (t *transcript) add(stream, line string) {
+	t.lines = append(t.lines, classify.FormatLine(stream, line))
+}
+
+func (t *transcript) write(dir string, c matrix.Cell, r *Result) (string, error) {
+	rel := filepath.Join("transcripts", c.Slug()+".txt")
+	path := filepath.Join(dir, rel)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", fmt.Errorf("write transcript: %w (is the artifacts folder writable?)", err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return "", fmt.Errorf("write transcript: %w", err)
+	}
+	w := bufio.NewWriter(f)
+	fmt.Fprintf(w, "# cell: %s\n# command: %s\n# expect: %s\n# observed: %s\n# evidence: %s\n# reason: %s\n",
+		c.ID(), r.Command, r.Expected.Verdict, r.Observed.Verdict, r.Observed.Evidence, r.Expected.Reason)
+	icpt := ""
+	if r.Registered && r.Observed.Verdict == verdict.Exposed {
+		icpt = " intercepted-by=mitm"
+	}
+	regs := 0
+	if r.Registered {
+		regs = 1
+	}
+	fmt.Fprintf(w, "# server: registrations=%d%s requests=%d\n", regs, icpt, r.Requests)
+	for _, l := range t.lines {
+		fmt.Fprintln(w, l)
+	}
+	fmt.Fprintln(w, classify.FormatExit(r.ExitCode))
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return "", err
+	}
+	return rel, f.Close()
+}

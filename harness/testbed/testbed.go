@@ -1,0 +1,331 @@
+// Package testbed starts everything one hermetic run shares: a labelled Docker network, the
+// Rancher emulators (one per CA kind and agent-tls-mode the cells need), the interception
+// proxies in front of them, and node images whose system trust store matches each cell. It hands
+// out, per cell, where the node must resolve the Rancher hostname and which node image to use.
+//
+// One process starts a testbed (Run); other processes of a parallel run attach to it through
+// its Description, which is plain JSON.
+package testbed
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/testcontainers/testcontainers-go"
+	tcnetwork "github.com/testcontainers/testcontainers-go/network"
+
+	"github.com/agenttls/agenttls/harness/command"
+	"github.com/agenttls/agenttls/harness/images"
+	"github.com/agenttls/agenttls/harness/matrix"
+	"github.com/agenttls/agenttls/harness/pki"
+	"github.com/agenttls/agenttls/harness/script"
+	"github.com/agenttls/agenttls/harness/sweep"
+)
+
+// Description is what any process needs to run cells against a started testbed.
+type Description struct {
+	RunID       string `json:"runId"`
+	Network     string `json:"network"`
+	Hostname    string `json:"hostname"`
+	TokenSecret string `json:"tokenSecret"`
+	// Servers maps a server key (see serverKey) to its endpoint.
+	Servers map[string]endpoint `json:"servers"`
+	// NodeImages maps a trust profile (see trustKey) to a node image.
+	NodeImages map[string]string `json:"nodeImages"`
+	// Checksums maps a CA kind to the values of its checksum axis.
+	Checksums map[matrix.CAKind]command.Checksums `json:"checksums"`
+	// Script is the install script under test (no body).
+	ScriptVersion string         `json:"scriptVersion"`
+	ScriptSource  string         `json:"scriptSource"`
+	ScriptSHA256  string         `json:"scriptSha256"`
+	Profile       script.Profile `json:"profile"`
+	Preamble      string         `json:"preamble"`
+}
+
+// Target is where one cell runs.
+type Target struct {
+	// ServerURL is https://<hostname>, the same on every path.
+	ServerURL string
+	// HostIP is the address the node resolves the hostname to: the emulator, or a proxy.
+	HostIP string
+	// NodeImage has the system trust store this cell needs.
+	NodeImage string
+	// Emulator is the control API of the Rancher emulator behind the path; Proxy is the proxy's
+	// (empty on the direct path).
+	Emulator string
+	Proxy    string
+	// Checksums are the values of the checksum axis for the cell's CA kind.
+	Checksums command.Checksums
+}
+
+// For returns the target of cell c, or an error if the testbed was not started for it.
+func (d *Description) For(c matrix.Cell) (Target, error) {
+	emu, ok := d.Servers[serverKey(c.CA, c.Mode, "")]
+	if !ok {
+		return Target{}, fmt.Errorf("testbed has no emulator for %s/%s: start it with the cell's scenario", c.CA, c.Mode)
+	}
+	t := Target{ServerURL: "https://" + d.Hostname, HostIP: emu.IP, Emulator: emu.Control, Checksums: d.Checksums[c.CA]}
+	if c.Path != matrix.PathDirect {
+		px, ok := d.Servers[serverKey(c.CA, c.Mode, proxyKind(c.Path))]
+		if !ok {
+			return Target{}, fmt.Errorf("testbed has no %s proxy for %s/%s", c.Path, c.CA, c.Mode)
+		}
+		t.HostIP, t.Proxy = px.IP, px.Control
+	}
+	img, ok := d.NodeImages[trustKey(c)]
+	if !ok {
+		return Target{}, fmt.Errorf("testbed has no node image for trust profile %q", trustKey(c))
+	}
+	t.NodeImage = img
+	return t, nil
+}
+
+// Token returns the registration token for cell c.
+func (d *Description) Token(c matrix.Cell) string { return cellToken(d.TokenSecret, c.Slug()) }
+
+// Testbed is a started testbed owned by this process.
+type Testbed struct {
+	Description
+	PKI        *pki.PKI
+	network    *testcontainers.DockerNetwork
+	containers []testcontainers.Container
+	keep       bool
+	mu         sync.Mutex
+}
+
+type options struct {
+	runID     string
+	hostname  string
+	preamble  string
+	keep      bool
+	progress  io.Writer
+	nodeImage string
+}
+
+// Option configures Run.
+type Option func(*options) error
+
+// WithRunID sets the run id every resource is labelled with.
+func WithRunID(id string) Option { return func(o *options) error { o.runID = id; return nil } }
+
+// WithHostname sets the Rancher hostname (default rancher.agenttls.test).
+func WithHostname(h string) Option { return func(o *options) error { o.hostname = h; return nil } }
+
+// WithPreamble sets the served preamble style: export, quoted or none.
+func WithPreamble(style string) Option {
+	return func(o *options) error {
+		switch style {
+		case "export", "quoted", "none":
+			o.preamble = style
+			return nil
+		}
+		return fmt.Errorf("preamble style %q: use export, quoted or none", style)
+	}
+}
+
+// WithKeep leaves the containers running after Terminate (debugging).
+func WithKeep(keep bool) Option { return func(o *options) error { o.keep = keep; return nil } }
+
+// WithProgress receives one line per setup step.
+func WithProgress(w io.Writer) Option { return func(o *options) error { o.progress = w; return nil } }
+
+// Run starts a testbed for cells running script s. It returns the testbed even on error, so
+// the caller can Terminate what was started; register that before checking the error.
+func Run(ctx context.Context, s *script.Script, cells []matrix.Cell, opts ...Option) (*Testbed, error) {
+	o := options{hostname: "rancher.agenttls.test", preamble: "export", progress: io.Discard}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, fmt.Errorf("testbed: %w", err)
+		}
+	}
+	if o.runID == "" {
+		o.runID = NewRunID()
+	}
+	tb := &Testbed{keep: o.keep}
+	tb.RunID, tb.Hostname, tb.Preamble = o.runID, o.hostname, o.preamble
+	tb.ScriptVersion, tb.ScriptSource, tb.ScriptSHA256, tb.Profile = s.Version, s.Source, s.SHA256, s.Profile
+	tb.TokenSecret = randomHex(16)
+	tb.Servers = map[string]endpoint{}
+	tb.NodeImages = map[string]string{}
+	if err := tb.start(ctx, s, cells, o); err != nil {
+		return tb, fmt.Errorf("start testbed %s: %w", tb.RunID, err)
+	}
+	return tb, nil
+}
+
+func (tb *Testbed) start(ctx context.Context, s *script.Script, cells []matrix.Cell, o options) error {
+	logf := func(format string, a ...any) { fmt.Fprintf(o.progress, "setup: "+format+"\n", a...) }
+	labels := sweep.Labels(tb.RunID)
+
+	logf("building images (cached when unchanged)")
+	tools, err := images.Tools(ctx)
+	if err != nil {
+		return err
+	}
+	base, err := images.Node(ctx, images.WithProgress(o.progress))
+	if err != nil {
+		return err
+	}
+
+	p, err := pki.New()
+	if err != nil {
+		return err
+	}
+	tb.PKI = p
+	leaves, err := tb.leaves(p)
+	if err != nil {
+		return err
+	}
+	tb.Checksums = map[matrix.CAKind]command.Checksums{}
+	for _, ca := range []matrix.CAKind{matrix.CAPrivate, matrix.CAPublic, matrix.CAPrivateBundle} {
+		tb.Checksums[ca] = command.Checksums{
+			Correct: sha256Hex(pki.CACertsServed(pki.Setting(cacertsFile(p, ca)))),
+			Wrong:   pki.Checksum(p.StaleRoot.CertPEM),
+		}
+	}
+
+	net, err := tcnetwork.New(ctx, tcnetwork.WithLabels(labels))
+	if err != nil {
+		return fmt.Errorf("create network: %w", err)
+	}
+	tb.network = net
+	tb.Network = net.Name
+	logf("network %s", net.Name)
+
+	// Servers: emulators first (proxies need their addresses), each group in parallel.
+	need := needs(cells)
+	var emus, proxies []serverKeyParts
+	for k := range need {
+		if k.proxy == "" {
+			emus = append(emus, k)
+		} else {
+			proxies = append(proxies, k)
+		}
+	}
+	sortKeys(emus)
+	sortKeys(proxies)
+	logf("starting %d emulator(s) and %d proxy(ies)", len(emus), len(proxies))
+	if err := tb.parallel(ctx, emus, func(ctx context.Context, k serverKeyParts) (serverSpec, error) {
+		return tb.emulatorSpec(tools, s, p, leaves, k, labels, o)
+	}); err != nil {
+		return err
+	}
+	if err := tb.parallel(ctx, proxies, func(ctx context.Context, k serverKeyParts) (serverSpec, error) {
+		return tb.proxySpec(tools, p, leaves, k, labels)
+	}); err != nil {
+		return err
+	}
+
+	// Node images per trust profile.
+	trusts := map[string]map[string][]byte{}
+	for _, c := range cells {
+		trusts[trustKey(c)] = trustRoots(p, c)
+	}
+	keys := make([]string, 0, len(trusts))
+	for k := range trusts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	logf("preparing node images for trust profiles %s", strings.Join(keys, ", "))
+	var wg sync.WaitGroup
+	errs := make([]error, len(keys))
+	for i, k := range keys {
+		if len(trusts[k]) == 0 {
+			tb.NodeImages[k] = base
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			img, err := images.TrustVariant(ctx, base, trusts[k], labels)
+			if err != nil {
+				errs[i] = fmt.Errorf("node image for %s: %w", k, err)
+				return
+			}
+			tb.mu.Lock()
+			tb.NodeImages[k] = img
+			tb.mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// parallel starts one server per key concurrently.
+func (tb *Testbed) parallel(ctx context.Context, keys []serverKeyParts, spec func(context.Context, serverKeyParts) (serverSpec, error)) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(keys))
+	for i, k := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := spec(ctx, k)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			c, err := startServer(ctx, s)
+			if c != nil {
+				tb.mu.Lock()
+				tb.containers = append(tb.containers, c)
+				tb.mu.Unlock()
+			}
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			ep, err := endpointOf(ctx, c, tb.Network)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			tb.mu.Lock()
+			tb.Servers[k.String()] = ep
+			tb.mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Terminate removes every container and the network of the testbed (unless kept).
+func (tb *Testbed) Terminate(ctx context.Context) error {
+	if tb == nil || tb.keep {
+		return nil
+	}
+	var errs []error
+	for _, c := range tb.containers {
+		if err := testcontainers.TerminateContainer(c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if tb.network != nil {
+		if err := tb.network.Remove(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("remove network %s: %w", tb.Network, err))
+		}
+	}
+	// Whatever else carries the run's label: node trust images, and nodes or networks a crashed
+	// process could not remove.
+	if _, err := sweep.Sweep(ctx, tb.RunID); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// NewRunID returns a short random run id.
+func NewRunID() string { return "r" + randomHex(5) }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
