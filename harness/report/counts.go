@@ -55,7 +55,9 @@ func (r *Results) Failed() []CellResult {
 }
 
 // IsExposed reports whether the node registered through an attacker's proxy.
-func (c CellResult) IsExposed() bool { return c.Observed == verdict.Exposed }
+func (c CellResult) IsExposed() bool {
+	return c.Status != StatusSkipped && c.Observed == verdict.Exposed
+}
 
 // Differs reports whether the cell ran and its observed verdict is not the oracle's.
 func (c CellResult) Differs() bool {

@@ -267,7 +267,8 @@ func TestValidateInconsistentCells(t *testing.T) {
 		"params mismatch":    {func(r *Results) { r.Cells[0].Params.Path = "mitm" }, "params: describe cell private/strict/cs-absent/sv-unset/mitm, not private/strict/cs-absent/sv-unset/direct"},
 		"duplicate":          {func(r *Results) { r.Cells[1] = r.Cells[0] }, "cells[1] (private/strict/cs-absent/sv-unset/direct): duplicate of cells[0]"},
 		"bad id":             {func(r *Results) { r.Cells[0].ID = "private/strict/cs-maybe/sv-unset/direct" }, `unknown checksum value "maybe"`},
-		"failure expected":   {func(r *Results) { r.Cells[0].Expected = verdict.Timeout }, `"timeout" can never be expected`},
+		"failure expected":   {func(r *Results) { r.Cells[0].Expected, r.Cells[0].Observed = verdict.Timeout, verdict.Timeout }, `"timeout" can never be expected, so the cell cannot pass`},
+		"passed without exp": {func(r *Results) { r.Cells[0].Expected = "" }, "expected: required for a passed cell"},
 		"bad status":         {func(r *Results) { r.Cells[0].Status = "flaky" }, `"flaky" is not passed, failed or skipped`},
 		"no observed":        {func(r *Results) { r.Cells[0].Observed = "" }, "observed: required for a passed cell"},
 		"no versions":        {func(r *Results) { r.SystemAgentVersion = "" }, "systemAgentVersion: required"},
@@ -286,6 +287,10 @@ func TestValidateInconsistentCells(t *testing.T) {
 	// (failed for another reason, e.g. missing evidence).
 	r := synthRun(t, "", "v0.15.0")
 	r.Cells[0].Status, r.Cells[0].Message = StatusFailed, "registration recorded but node left containers behind"
+	// A cell that broke before the oracle was asked has no expectation; a skipped one may carry
+	// placeholders. Neither may cost the run its results file.
+	r.Cells[1].Status, r.Cells[1].Expected, r.Cells[1].Observed, r.Cells[1].Message = StatusFailed, "", verdict.Unexpected, "node did not start"
+	r.Cells[2].Status, r.Cells[2].Expected, r.Cells[2].Observed = StatusSkipped, verdict.Unexpected, verdict.Unexpected
 	if err := r.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -278,11 +278,13 @@ type reportPage struct {
 	All               []*htmlCell
 }
 
+// chipFor is the chip of a verdict; a skipped cell shows "skipped" whatever its observed field
+// holds, since nothing was observed.
 func chipFor(v verdict.Verdict, skipped bool) htmlChip {
-	if v == "" {
-		if skipped {
-			return htmlChip{Verdict: "skipped", Text: "skipped"}
-		}
+	switch {
+	case skipped:
+		return htmlChip{Verdict: "skipped", Text: "skipped"}
+	case v == "":
 		return htmlChip{Verdict: "skipped", Text: "-"}
 	}
 	return htmlChip{Verdict: string(v), Text: string(v)}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/agenttls/agenttls/harness/verdict"
 )
 
 // JUnit view: one testsuite, one testcase per cell. CI systems key test history on the name, so
@@ -108,7 +110,7 @@ func WriteJUnit(w io.Writer, r *Results) error {
 		kv := []string{
 			"labels", strings.Join(c.Labels, ","),
 			"expected", string(c.Expected),
-			"observed", string(c.Observed),
+			"observed", string(observedUnlessSkipped(c)),
 			"evidence", oneLine(c.Evidence.String(), junitFieldMax),
 		}
 		if c.Retried() {
@@ -143,6 +145,15 @@ func WriteJUnit(w io.Writer, r *Results) error {
 		return fmt.Errorf("write junit: %w", err)
 	}
 	return nil
+}
+
+// observedUnlessSkipped is the observed verdict of a cell that ran; a skipped cell observed
+// nothing, whatever placeholder it carries.
+func observedUnlessSkipped(c CellResult) verdict.Verdict {
+	if c.Status == StatusSkipped {
+		return ""
+	}
+	return c.Observed
 }
 
 // props builds properties from name/value pairs, leaving out empty values.

@@ -9,10 +9,13 @@ import (
 )
 
 // Merge joins the shards of one run into one Results. The parts must share every run parameter
-// (run ID, versions, script, backend, scenario and config, except config keys naming the shard);
-// cells are unioned, and a cell present in two parts is an error. The merged Shard is empty
-// when the parts are all n shards of an i/n split, else the parts' shards joined with "+".
-// Started and Finished span all parts. The parts are not modified.
+// that can change a verdict: schema, agenttls version, backend, Rancher and system-agent
+// versions, script sha256 and profile, scenario, and config except the keys that are per part by
+// nature (shard, run-id, artifacts: see isPerPartKey). Cells are unioned; a cell in two parts
+// is an error. The merged Shard is empty when the parts are all n shards of an i/n split, else
+// the parts' shards joined with "+"; the merged RunID is the parts' run ID, or their distinct IDs
+// joined with "+" when each shard job made its own. Started and Finished span all parts. The
+// parts are not modified.
 func Merge(parts ...*Results) (*Results, error) {
 	if len(parts) == 0 {
 		return nil, errors.New("merge: no results given")
@@ -39,11 +42,20 @@ func Merge(parts ...*Results) (*Results, error) {
 	}
 	out := *first
 	out.Shard = shard
+	var runIDs []string
+	seenRun := map[string]bool{}
+	for _, p := range parts {
+		if !seenRun[p.RunID] {
+			seenRun[p.RunID] = true
+			runIDs = append(runIDs, p.RunID)
+		}
+	}
+	out.RunID = strings.Join(runIDs, "+")
 	out.Config = nil
 	if first.Config != nil {
 		out.Config = map[string]string{}
 		for k, v := range first.Config {
-			if !isShardKey(k) {
+			if !isPerPartKey(k) {
 				out.Config[k] = v
 			}
 		}
@@ -92,13 +104,11 @@ func runParamDiffs(a, b *Results) []string {
 		}
 	}
 	field("schema", a.Schema, b.Schema)
-	field("runId", a.RunID, b.RunID)
 	field("toolVersion", a.ToolVersion, b.ToolVersion)
 	field("backend", a.Backend, b.Backend)
 	field("rancherVersion", a.RancherVersion, b.RancherVersion)
 	field("systemAgentVersion", a.SystemAgentVersion, b.SystemAgentVersion)
 	field("scriptSha256", a.ScriptSHA256, b.ScriptSHA256)
-	field("scriptSource", a.ScriptSource, b.ScriptSource)
 	field("scriptProfile", a.ScriptProfile, b.ScriptProfile)
 	field("scenario", a.Scenario, b.Scenario)
 	keys := map[string]bool{}
@@ -110,7 +120,7 @@ func runParamDiffs(a, b *Results) []string {
 	}
 	sorted := make([]string, 0, len(keys))
 	for k := range keys {
-		if !isShardKey(k) {
+		if !isPerPartKey(k) {
 			sorted = append(sorted, k)
 		}
 	}
@@ -130,14 +140,19 @@ func runParamDiffs(a, b *Results) []string {
 	return d
 }
 
-// isShardKey reports whether a config key names the shard (so legitimately differs between the
-// parts of one run): "shard", or any key whose last '.', '-' or '_' separated word is "shard".
-func isShardKey(k string) bool {
+// isPerPartKey reports whether a config key legitimately differs between the shards of one
+// run: the shard itself, the run ID and the artifacts folder, under any namespace prefix
+// ("shard", "harness.shard", "run-id", "artifacts", "e2e.artifacts-folder").
+func isPerPartKey(k string) bool {
 	k = strings.ToLower(k)
-	if i := strings.LastIndexAny(k, ".-_/"); i >= 0 {
+	if i := strings.LastIndexAny(k, "./"); i >= 0 {
 		k = k[i+1:]
 	}
-	return k == "shard"
+	switch strings.NewReplacer("_", "-").Replace(k) {
+	case "shard", "run-id", "runid", "artifacts", "artifacts-folder", "artifacts-dir":
+		return true
+	}
+	return strings.HasSuffix(k, "-shard") || strings.HasSuffix(k, "_shard")
 }
 
 // mergedShard computes the merged Shard value and rejects a shard given twice.

@@ -22,7 +22,9 @@ func shards(t *testing.T, r *Results, n int) []*Results {
 		for k, v := range r.Config {
 			s.Config[k] = v
 		}
-		s.Config["harness.shard"] = s.Shard
+		s.Config["shard"] = s.Shard
+		s.Config["artifacts"] = "/tmp/artifacts/shard-" + strconv.Itoa(i+1)
+		s.Config["run-id"] = r.RunID
 		s.Cells = nil
 		for j, c := range r.Cells {
 			if j%n == i {
@@ -61,7 +63,7 @@ func TestMergeShards(t *testing.T) {
 	if m.Shard != "" {
 		t.Errorf("merged shard %q, want empty for a complete 3-way split", m.Shard)
 	}
-	if _, ok := m.Config["harness.shard"]; ok || m.Config["harness.parallel"] != "2" {
+	if _, ok := m.Config["shard"]; ok || m.Config["harness.parallel"] != "2" || m.Config["artifacts"] != "" || m.RunID != full.RunID {
 		t.Errorf("merged config %v", m.Config)
 	}
 	if !m.Started.Equal(full.Started) || !m.Finished.Equal(full.Finished.Add(2*time.Second)) {
@@ -98,7 +100,7 @@ func TestMergeRejects(t *testing.T) {
 
 	other := *parts[1]
 	other.SystemAgentVersion = "v0.3.16"
-	other.Config = map[string]string{"harness.parallel": "4", "harness.shard": "2/3", "harness.cell-timeout": "45s", "harness.keep": "false"}
+	other.Config = map[string]string{"harness.parallel": "4", "shard": "2/3", "harness.cell-timeout": "45s", "harness.keep": "false"}
 	_, err := Merge(parts[0], &other, parts[2])
 	if err == nil {
 		t.Fatal("merged shards of different runs")
@@ -112,8 +114,15 @@ func TestMergeRejects(t *testing.T) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
 	}
-	if strings.Contains(err.Error(), "harness.shard") {
-		t.Error("the shard key was compared")
+	if strings.Contains(err.Error(), "config[shard]") || strings.Contains(err.Error(), "config[artifacts]") {
+		t.Error("a per-part key was compared")
+	}
+	// Shard jobs that each made their own run ID still merge; the IDs are kept.
+	p2 := *parts[1]
+	p2.RunID = "run-b"
+	m, err := Merge(parts[0], &p2, parts[2])
+	if err != nil || m.RunID != full.RunID+"+run-b" {
+		t.Errorf("merge across run IDs: %v, run id %q", err, m.RunID)
 	}
 
 	dup := *parts[1]

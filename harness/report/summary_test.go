@@ -167,3 +167,43 @@ func TestSummaryTable(t *testing.T) {
 		}
 	}
 }
+
+// A skipped cell observed nothing: a placeholder in its observed field must not show anywhere.
+func TestSkippedPlaceholdersRenderAsSkipped(t *testing.T) {
+	r := synthRun(t, "", "v0.15.0")
+	c := findCell(t, r, "public/system-store/cs-correct/sv-true/tamper")
+	c.Observed, c.Expected = verdict.Exposed, verdict.Unexpected
+	if err := r.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Counts(); n.Exposed != 18 || n.Skipped != 2 {
+		t.Errorf("a skipped placeholder counted: %+v", n)
+	}
+	var md, tbl, x, h bytes.Buffer
+	if err := WriteMarkdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := SummaryTable(&tbl, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteJUnit(&x, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteHTML(&h, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "| cs-correct / sv-true | no-cacerts | mismatch | mismatch | ⏭ skipped |") {
+		t.Error("markdown grid does not show the cell as skipped")
+	}
+	for _, l := range strings.Split(tbl.String(), "\n") {
+		if strings.Contains(l, c.ID) && (!strings.HasPrefix(l, "SKIPPED ") || strings.Contains(l, "exposed")) {
+			t.Errorf("terminal row %q", l)
+		}
+	}
+	if i := strings.Index(x.String(), `name="`+c.ID+`"`); i < 0 || strings.Contains(x.String()[i:i+600], `name="observed"`) {
+		t.Error("junit carries an observed verdict for a skipped cell")
+	}
+	if !strings.Contains(h.String(), `class="tile v-skipped" href="cells/public_system-store_cs-correct_sv-true_tamper/transcript.txt"`) {
+		t.Error("html tile of the skipped cell is not plain skipped")
+	}
+}

@@ -87,7 +87,7 @@ func shortVerdict(v verdict.Verdict) string {
 
 // verdictOrSkipped is the observed verdict, or "skipped" for a cell that did not run.
 func verdictOrSkipped(c CellResult) string {
-	if c.Status == StatusSkipped && c.Observed == "" {
+	if c.Status == StatusSkipped {
 		return "skipped"
 	}
 	return string(c.Observed)
