@@ -35,8 +35,9 @@ import (
 const flagPrefix = "harness."
 
 var (
-	cfg   = config.Default()
-	cells string // -harness.cells: comma-separated cell IDs run instead of the scenario's
+	cfg          = config.Default()
+	cells        string // -harness.cells: comma-separated cell IDs run instead of the scenario's
+	scenarioFlag string // -harness.scenario-name: names the selection in reports
 )
 
 func init() {
@@ -47,6 +48,7 @@ func init() {
 	}
 	cfg.Bind(flag.CommandLine, flagPrefix)
 	flag.StringVar(&cells, flagPrefix+"cells", "", "run exactly these cell IDs (comma-separated) instead of the scenario's cells")
+	flag.StringVar(&scenarioFlag, flagPrefix+"scenario-name", "", "the name of the selection for reports (default: the scenario's)")
 }
 
 // suite is the state every spec of this process shares; set up in SynchronizedBeforeSuite.
@@ -110,15 +112,15 @@ func selectCells() ([]matrix.Cell, *matrix.Scenario, error) {
 var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
 	// Process 1: the script under test, then the shared testbed for every cell of the run.
 	s, err := loadScript(ctx)
-	Expect(err).NotTo(HaveOccurred(), "install script")
+	failOn(err, "install script")
 	selected, _, err := selectCells()
-	Expect(err).NotTo(HaveOccurred())
+	failOn(err, "cells")
 	tb, err := testbed.Run(ctx, s, selected,
 		testbed.WithRunID(cfg.RunID), testbed.WithHostname(cfg.Hostname),
 		testbed.WithPreamble(cfg.PreambleStyle), testbed.WithKeep(cfg.Keep),
 		testbed.WithProgress(GinkgoWriter))
 	DeferCleanup(func(ctx SpecContext) error { return tb.Terminate(ctx) }, NodeTimeout(2*time.Minute))
-	Expect(err).NotTo(HaveOccurred(), "testbed")
+	failOn(err, "testbed")
 	b, err := json.Marshal(tb.Description)
 	Expect(err).NotTo(HaveOccurred())
 	return b
@@ -133,6 +135,14 @@ var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
 	st.nodes = runner.NewNodes(&st.desc, cfg.FreshNodes, cfg.Keep)
 	DeferCleanup(func(ctx SpecContext) error { return st.nodes.Close(ctx) }, NodeTimeout(2*time.Minute))
 }, NodeTimeout(15*time.Minute))
+
+// failOn fails the spec with err's message alone (no struct dump), so setup errors read as
+// the sentence they are.
+func failOn(err error, what string) {
+	if err != nil {
+		Fail(what + ": " + err.Error())
+	}
+}
 
 func loadScript(ctx context.Context) (*script.Script, error) {
 	switch {
@@ -294,6 +304,9 @@ func scriptVersion() string {
 }
 
 func scenarioName() string {
+	if scenarioFlag != "" {
+		return scenarioFlag
+	}
 	if st.scenario == nil {
 		return ""
 	}

@@ -1,0 +1,95 @@
+// Command agenttls runs the conformance matrix of Rancher's node-registration TLS contract and
+// works with its results.
+//
+//	agenttls run      run the cells of a scenario (the main job; `make conformance`)
+//	agenttls list     print every cell of a scenario with its labels and its rerun command
+//	agenttls images   build (or reuse) every image a run needs
+//	agenttls sweep    remove containers, networks and images that runs left behind
+//	agenttls report   render, diff, merge and sweep results files (see `agenttls report -h`)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// exitError carries an exit code through the command functions.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"run", "run the cells of a scenario against the real install script", runCmd},
+		{"list", "print every cell of a scenario with its labels and the command that runs it alone", listCmd},
+		{"images", "build (or reuse) every image a run needs, locally", imagesCmd},
+		{"sweep", "remove what agenttls runs left in Docker", sweepCmd},
+		{"report", "render, diff, merge and compare results files", reportCmd},
+	}
+}
+
+func main() {
+	if _, set := os.LookupEnv("TESTCONTAINERS_RYUK_DISABLED"); !set {
+		// The harness labels and sweeps what it creates; Ryuk's image may not be pullable.
+		os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(mainErr(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func mainErr(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			err := c.run(ctx, args[1:], stdout, stderr)
+			var ee exitError
+			switch {
+			case err == nil:
+				return 0
+			case errors.As(err, &ee):
+				return ee.code
+			case errors.Is(err, flag.ErrHelp):
+				return 0
+			default:
+				fmt.Fprintf(stderr, "agenttls %s: %v\n", c.name, err)
+				return 1
+			}
+		}
+	}
+	fmt.Fprintf(stderr, "agenttls: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: agenttls <command> [flags]\n\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun `agenttls <command> -h` for its flags.")
+}
+
+// newFlags returns a flag set that reports errors instead of exiting.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("agenttls "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/agenttls/agenttls/harness/config"
+	"github.com/agenttls/agenttls/harness/images"
+	"github.com/agenttls/agenttls/harness/matrix"
+	"github.com/agenttls/agenttls/harness/sweep"
+)
+
+// listCmd prints the cells of a scenario without running anything.
+func listCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("list", stderr)
+	scenario := fs.String("scenario", "scenarios/full.yaml", "scenario file")
+	shard := fs.String("shard", "", "only part i/n")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	listImages := fs.Bool("images", false, "list the images a run needs instead of the cells")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *listImages {
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "IMAGE\tPER RUN\tMADE BY\tUSED FOR")
+		for _, im := range images.List() {
+			fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", im.Repository, im.PerRun, im.Source, im.Purpose)
+		}
+		return tw.Flush()
+	}
+	path := *scenario
+	if _, err := os.Stat(path); err != nil {
+		if root, rerr := config.FindModuleRoot(); rerr == nil {
+			path = root + "/" + path
+		}
+	}
+	s, err := matrix.LoadScenario(path)
+	if err != nil {
+		return err
+	}
+	i, n, err := matrix.ParseShard(*shard)
+	if err != nil {
+		return err
+	}
+	cells, err := matrix.Shard(s.Cells, i, n)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		type row struct {
+			ID     string      `json:"id"`
+			Cell   matrix.Cell `json:"cell"`
+			Labels []string    `json:"labels"`
+			Run    string      `json:"run"`
+		}
+		var rows []row
+		for _, c := range cells {
+			rows = append(rows, row{c.ID(), c, c.Labels(), runOne(c)})
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CELL\tLABELS\tRUN ALONE")
+	for _, c := range cells {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.ID(), strings.Join(c.Labels(), ","), runOne(c))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\n%d cell(s) in %s", len(cells), s.File)
+	if n > 1 {
+		fmt.Fprintf(stdout, " (shard %d/%d)", i, n)
+	}
+	fmt.Fprintln(stdout, "; filter by label with: make conformance ARGS=\"-label-filter 'mode:strict && path:mitm'\"")
+	return nil
+}
+
+func runOne(c matrix.Cell) string { return fmt.Sprintf("make conformance CELL='%s'", c.ID()) }
+
+// imagesCmd builds every image a run needs (cached by content).
+func imagesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("images", stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	tools, err := images.Tools(ctx, images.WithProgress(stdout))
+	if err != nil {
+		return err
+	}
+	node, err := images.Node(ctx, images.WithProgress(stdout))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "tools image: %s\nnode image:  %s\n", tools, node)
+	return nil
+}
+
+// sweepCmd removes what runs left behind.
+func sweepCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("sweep", stderr)
+	runID := fs.String("run-id", "", "remove what this run left")
+	all := fs.Bool("all", false, "remove what every agenttls run left (cached tools and node images stay)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var (
+		removed sweep.Removed
+		err     error
+	)
+	switch {
+	case *runID != "" && *all:
+		return errors.New("give -run-id or -all, not both")
+	case *runID != "":
+		removed, err = sweep.Sweep(ctx, *runID)
+	case *all:
+		removed, err = sweep.SweepStale(ctx, 0)
+	default:
+		return errors.New("give -run-id ID or -all")
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, removed)
+	return nil
+}

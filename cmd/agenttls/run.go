@@ -1,0 +1,344 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/agenttls/agenttls/harness/config"
+	"github.com/agenttls/agenttls/harness/dockerx"
+	"github.com/agenttls/agenttls/harness/matrix"
+	"github.com/agenttls/agenttls/harness/report"
+	"github.com/agenttls/agenttls/harness/script"
+	"github.com/agenttls/agenttls/harness/sweep"
+	"github.com/agenttls/agenttls/harness/testbed"
+)
+
+// runCmd is the main job: it checks everything it can before starting anything, runs the
+// Ginkgo suite in e2e/ across several processes, prints one line per finished cell, and ends
+// with the summary table. The exit code is non-zero when any cell differs from the oracle.
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := config.Default()
+	fs := newFlags("run", stderr)
+	cfg.Bind(fs, "")
+	var (
+		cells       = fs.String("cell", "", "run only these cell IDs (comma-separated), whatever the scenario")
+		rerunFailed = fs.String("rerun-failed", "", "run the cells that failed in this results.json")
+		procs       = fs.Int("procs", defaultProcs(), "parallel Ginkgo processes (cells run concurrently)")
+		labelFilter = fs.String("label-filter", "", "Ginkgo label filter, e.g. 'mode:strict && path:mitm'")
+		verbose     = fs.Bool("v", false, "also stream Ginkgo's own output")
+	)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: agenttls run [flags]\n\nRuns every cell of a scenario. Flags (each also read from the environment variable named):")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q: flags only (see -h)", fs.Args())
+	}
+	if err := cfg.Resolve(fs, "", os.LookupEnv); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	if cfg.Backend == config.BackendRancher {
+		return errors.New("the rancher backend is not wired into `run` yet: use the hermetic tier (the default)")
+	}
+
+	// Everything that can be checked before anything starts.
+	selected, err := selectForRun(cfg, *cells, *rerunFailed)
+	if err != nil {
+		return err
+	}
+	if err := prepareArtifacts(cfg.Artifacts); err != nil {
+		return err
+	}
+	cli, err := dockerx.Client(ctx)
+	if err != nil {
+		return err
+	}
+	cli.Close()
+	fmt.Fprintf(stdout, "agenttls: resolving the install script (%s)\n", scriptWhat(cfg))
+	s, err := loadScript(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if cfg.RunID == "" {
+		cfg.RunID = testbed.NewRunID()
+	}
+	if removed, err := sweep.SweepStale(ctx, 2*time.Hour); err == nil && !removed.Empty() {
+		fmt.Fprintf(stdout, "agenttls: removed leftovers of earlier runs: %s\n", removed)
+	}
+	fmt.Fprintf(stdout, "agenttls: run %s: %d cell(s), system-agent %s (%s profile, sha256 %s), %d process(es); artifacts in %s\n",
+		cfg.RunID, len(selected), orDash(s.Version), s.Profile.Name, s.SHA256[:12], *procs, cfg.Artifacts)
+
+	// The suite.
+	suiteArgs := []string{"tool", "ginkgo", "-tags", "e2e", "--no-color", "--timeout", "2h",
+		"-p", "--procs", strconv.Itoa(*procs)}
+	if *labelFilter != "" {
+		suiteArgs = append(suiteArgs, "--label-filter", *labelFilter)
+	}
+	suiteArgs = append(suiteArgs, "./e2e", "--")
+	for k, v := range cfg.Map() {
+		if v != "" && v != "false" {
+			suiteArgs = append(suiteArgs, "-harness."+k+"="+v)
+		}
+	}
+	ids := make([]string, len(selected))
+	for i, c := range selected {
+		ids[i] = c.ID()
+	}
+	suiteArgs = append(suiteArgs, "-harness.cells="+strings.Join(ids, ","), "-harness.scenario-name="+scenarioLabel(cfg, *cells, *rerunFailed))
+	logPath := filepath.Join(cfg.Artifacts, "ginkgo.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", logPath, err)
+	}
+	defer logFile.Close()
+	progressPath := filepath.Join(cfg.Artifacts, "progress.log")
+
+	cmd := exec.Command("go", suiteArgs...)
+	cmd.Dir = cfg.ModuleRoot
+	cmd.Env = append(os.Environ(), "AGENTTLS_PROGRESS="+progressPath, "TESTCONTAINERS_RYUK_DISABLED="+os.Getenv("TESTCONTAINERS_RYUK_DISABLED"))
+	if *verbose {
+		cmd.Stdout, cmd.Stderr = io.MultiWriter(logFile, stdout), io.MultiWriter(logFile, stderr)
+	} else {
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+	}
+	// Its own process group: an interrupt is forwarded once, so Ginkgo runs its cleanup.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start the suite (go tool ginkgo): %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	tail := newTailer(progressPath, len(selected), stdout)
+	interrupted := false
+	var waitErr error
+loop:
+	for {
+		select {
+		case waitErr = <-done:
+			break loop
+		case <-ctx.Done():
+			if !interrupted {
+				interrupted = true
+				fmt.Fprintln(stdout, "agenttls: interrupted: stopping the suite and cleaning up (interrupt again to force)")
+				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+				ctx = context.Background()
+			}
+		case <-time.After(200 * time.Millisecond):
+			tail.poll()
+		}
+	}
+	tail.poll()
+
+	// Nothing of the run may stay, whatever happened (unless kept on purpose).
+	if !cfg.Keep {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		removed, err := sweep.Sweep(sctx, cfg.RunID)
+		cancel()
+		switch {
+		case err != nil:
+			fmt.Fprintf(stderr, "agenttls: sweep of run %s failed: %v (run `make sweep`)\n", cfg.RunID, err)
+		case !removed.Empty():
+			fmt.Fprintf(stdout, "agenttls: swept what the suite left: %s\n", removed)
+		}
+	} else {
+		fmt.Fprintf(stdout, "agenttls: -keep: containers of run %s are left running; remove them with `agenttls sweep -run-id %s`\n", cfg.RunID, cfg.RunID)
+	}
+	if interrupted {
+		return exitError{130}
+	}
+
+	resultsPath := filepath.Join(cfg.Artifacts, "results.json")
+	res, rerr := report.Read(resultsPath)
+	if rerr != nil {
+		fmt.Fprintf(stderr, "agenttls: the suite wrote no results (%v); what went wrong:\n", rerr)
+		printFailures(logPath, stderr)
+		fmt.Fprintf(stderr, "full log: %s\n", logPath)
+		return exitError{1}
+	}
+	fmt.Fprintln(stdout)
+	if err := report.SummaryTable(stdout, res); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nreports: %s (results.json, junit.xml, summary.md, report.html, transcripts/) in %s\n",
+		cfg.Artifacts, time.Since(start).Round(100*time.Millisecond))
+	if waitErr != nil {
+		if len(res.Failed()) == 0 {
+			fmt.Fprintf(stderr, "agenttls: the suite failed outside the cells; see %s\n", logPath)
+			printFailures(logPath, stderr)
+		}
+		return exitError{1}
+	}
+	return nil
+}
+
+// defaultProcs: cells spend most of their time waiting on containers, so more processes than
+// cores pay off; make bench measures the choice.
+func defaultProcs() int {
+	n := runtime.NumCPU() * 3
+	if n > 8 {
+		n = 8
+	}
+	return n
+}
+
+func selectForRun(cfg config.Config, cells, rerunFailed string) ([]matrix.Cell, error) {
+	var list []matrix.Cell
+	switch {
+	case cells != "" && rerunFailed != "":
+		return nil, errors.New("give -cell or -rerun-failed, not both")
+	case cells != "":
+		for _, id := range strings.Split(cells, ",") {
+			c, err := matrix.ParseID(strings.TrimSpace(id))
+			if err != nil {
+				return nil, fmt.Errorf("-cell: %w (list the cells with `agenttls list`)", err)
+			}
+			list = append(list, c)
+		}
+	case rerunFailed != "":
+		r, err := report.Read(rerunFailed)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range r.Failed() {
+			list = append(list, c.Params)
+		}
+		if len(list) == 0 {
+			return nil, fmt.Errorf("%s has no failed cells: nothing to rerun", rerunFailed)
+		}
+	default:
+		s, err := matrix.LoadScenario(cfg.Scenario)
+		if err != nil {
+			return nil, err
+		}
+		list = s.Cells
+	}
+	i, n, _ := matrix.ParseShard(cfg.Shard)
+	return matrix.Shard(list, i, n)
+}
+
+func scenarioLabel(cfg config.Config, cells, rerun string) string {
+	switch {
+	case cells != "":
+		return "cells"
+	case rerun != "":
+		return "rerun-failed"
+	}
+	return strings.TrimSuffix(filepath.Base(cfg.Scenario), filepath.Ext(cfg.Scenario))
+}
+
+// prepareArtifacts makes sure the folder is writable and holds no results of an earlier run.
+func prepareArtifacts(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("artifacts folder %s: %w: choose a writable folder with -artifacts or ARTIFACTS", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return fmt.Errorf("artifacts folder %s is not writable: %w: choose another with -artifacts or ARTIFACTS", dir, err)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	for _, old := range []string{"results.json", "junit.xml", "summary.md", "report.html", "progress.log", "ginkgo.log", "transcripts"} {
+		if err := os.RemoveAll(filepath.Join(dir, old)); err != nil {
+			return fmt.Errorf("clear %s: %w", filepath.Join(dir, old), err)
+		}
+	}
+	return nil
+}
+
+func scriptWhat(cfg config.Config) string {
+	switch {
+	case cfg.ScriptFile != "":
+		return "file " + cfg.ScriptFile
+	case cfg.ScriptURL != "":
+		return "URL " + cfg.ScriptURL
+	}
+	return "system-agent " + cfg.SystemAgentVersion + " from the Go module cache"
+}
+
+func loadScript(ctx context.Context, cfg config.Config) (*script.Script, error) {
+	switch {
+	case cfg.ScriptFile != "":
+		return script.FromFile(cfg.ScriptFile)
+	case cfg.ScriptURL != "":
+		return script.FromURL(ctx, cfg.ScriptURL, nil)
+	}
+	return script.FromModule(ctx, cfg.SystemAgentVersion)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// tailer prints the suite's progress file as cells finish.
+type tailer struct {
+	path  string
+	off   int64
+	done  int
+	total int
+	out   io.Writer
+	part  string
+}
+
+func newTailer(path string, total int, out io.Writer) *tailer {
+	return &tailer{path: path, total: total, out: out}
+}
+
+func (t *tailer) poll() {
+	f, err := os.Open(t.path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if _, err := f.Seek(t.off, io.SeekStart); err != nil {
+		return
+	}
+	b, _ := io.ReadAll(f)
+	t.off += int64(len(b))
+	data := t.part + string(b)
+	lines := strings.Split(data, "\n")
+	t.part = lines[len(lines)-1]
+	for _, l := range lines[:len(lines)-1] {
+		if l == "" {
+			continue
+		}
+		t.done++
+		fmt.Fprintf(t.out, "[%*d/%d] %s\n", len(strconv.Itoa(t.total)), t.done, t.total, l)
+	}
+}
+
+// printFailures shows the failure messages of a Ginkgo log without its struct dumps.
+func printFailures(logPath string, w io.Writer) {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	shown := 0
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(l, "[FAILED]") && len(l) > len("[FAILED]") && shown < 10 {
+			fmt.Fprintf(w, "  %s\n", l)
+			shown++
+		}
+	}
+}
