@@ -91,12 +91,20 @@ func (n *Node) ExecStream(ctx context.Context, cmd []string, stdout, stderr io.W
 	}()
 
 	var copyErr error
+	ended := false
 	select {
 	case copyErr = <-copied:
+		ended = true
 	case <-ctx.Done():
+		// Both may be ready: a command that ended by itself is not stopped.
+		select {
+		case copyErr = <-copied:
+			ended = true
+		default:
+		}
 	}
-	if ctx.Err() == nil {
-		// The command ended by itself.
+	if ended {
+		// The command ended by itself (its output stream closed).
 		flush(outW, errW)
 		waitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killTimeout)
 		defer cancel()
@@ -152,6 +160,9 @@ func (n *Node) stop(ctx context.Context, pidFile string) error {
 	}
 }
 
+// maxLine bounds what lineWriter holds back waiting for a newline.
+const maxLine = 64 << 10
+
 // lineWriter forwards whole lines to w, one Write per line, keeping a partial line until its
 // newline arrives or flush.
 type lineWriter struct {
@@ -175,6 +186,14 @@ func (l *lineWriter) Write(p []byte) (int, error) {
 			return 0, err
 		}
 		l.buf = l.buf[i+1:]
+	}
+	if len(l.buf) >= maxLine {
+		// A run of output without newlines (a progress meter) goes out as it is.
+		if _, err := l.w.Write(l.buf); err != nil {
+			l.err = err
+			return 0, err
+		}
+		l.buf = l.buf[len(l.buf):]
 	}
 	if len(l.buf) == 0 {
 		l.buf = nil // let the backing array go
