@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,10 +116,14 @@ var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
 	failOn(err, "install script")
 	selected, _, err := selectCells()
 	failOn(err, "cells")
+	failOn(os.MkdirAll(cfg.Artifacts, 0o755), "artifacts folder")
+	progress, err := os.OpenFile(progressPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	failOn(err, "progress file")
+	defer progress.Close()
 	tb, err := testbed.Run(ctx, s, selected,
 		testbed.WithRunID(cfg.RunID), testbed.WithHostname(cfg.Hostname),
 		testbed.WithPreamble(cfg.PreambleStyle), testbed.WithKeep(cfg.Keep),
-		testbed.WithProgress(GinkgoWriter))
+		testbed.WithProgress(io.MultiWriter(progress, GinkgoWriter)))
 	DeferCleanup(func(ctx SpecContext) error { return tb.Terminate(ctx) }, NodeTimeout(2*time.Minute))
 	failOn(err, "testbed")
 	b, err := json.Marshal(tb.Description)

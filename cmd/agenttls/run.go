@@ -319,6 +319,10 @@ func (t *tailer) poll() {
 		if l == "" {
 			continue
 		}
+		if strings.HasPrefix(l, "setup: ") {
+			fmt.Fprintln(t.out, l)
+			continue
+		}
 		t.done++
 		fmt.Fprintf(t.out, "[%*d/%d] %s\n", len(strconv.Itoa(t.total)), t.done, t.total, l)
 	}

@@ -138,6 +138,19 @@ func New(p script.Profile) *Classifier {
 // Decided reports whether a verdict has been proven (Line returned true).
 func (c *Classifier) Decided() bool { return c.decided }
 
+// Proven returns the verdict proven so far by the transcript alone ("" when none). Finish may
+// still turn it into another (server records can contradict it; a success line waits for
+// them), so this is for deciding how to stop the script, not for reporting.
+func (c *Classifier) Proven() verdict.Verdict {
+	switch {
+	case !c.decided:
+		return ""
+	case c.registeredLine != "":
+		return verdict.Registered
+	}
+	return c.v
+}
+
 // splitTag takes "[INFO]  msg" apart; lines without a known tag have tag "".
 func splitTag(line string) (tag, msg string) {
 	l := strings.TrimSpace(strings.TrimRight(line, "\r\n"))

@@ -172,7 +172,13 @@ func Run(ctx context.Context, d *testbed.Description, nodes *Nodes, c matrix.Cel
 			tr.add(stream, line)
 			if !cl.Decided() && cl.Line(stream, line) {
 				res.Timings.Verdict = time.Since(scriptStart)
-				stop()
+				if exitsAtOnce(cl.Proven()) {
+					// The script exits right after this line: let it, and stop it only if it
+					// does not (saves an exec into the node, which costs CPU on every cell).
+					time.AfterFunc(exitGrace, stop)
+				} else {
+					stop()
+				}
 			}
 		}
 	}
@@ -254,6 +260,20 @@ func serverView(ctx context.Context, emu, px *accesslog.Client, emuSeq, pxSeq ui
 		}
 	}
 	return sv, nil
+}
+
+// exitGrace is how long a script that proved a verdict it exits on may take to exit.
+const exitGrace = 2 * time.Second
+
+// exitsAtOnce reports whether the script ends by itself right after proving v: the strict
+// abort and the /cacerts rejections exit 1 at once, while a refused connection check sleeps and
+// retries for hours and a registration goes on to install the agent.
+func exitsAtOnce(v verdict.Verdict) bool {
+	switch v {
+	case verdict.FatalStrictNoChecksum, verdict.RejectedChecksumMismatch, verdict.RejectedNoCACerts, verdict.RejectedNotX509:
+		return true
+	}
+	return false
 }
 
 // scriptPath is what the registration command downloads before the script runs.

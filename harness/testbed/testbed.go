@@ -14,9 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/testcontainers/testcontainers-go"
 	tcnetwork "github.com/testcontainers/testcontainers-go/network"
@@ -161,18 +163,28 @@ func Run(ctx context.Context, s *script.Script, cells []matrix.Cell, opts ...Opt
 }
 
 func (tb *Testbed) start(ctx context.Context, s *script.Script, cells []matrix.Cell, o options) error {
-	logf := func(format string, a ...any) { fmt.Fprintf(o.progress, "setup: "+format+"\n", a...) }
+	t0 := time.Now()
+	var logMu sync.Mutex
+	logf := func(format string, a ...any) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		fmt.Fprintf(o.progress, "setup: %5.1fs "+format+"\n", append([]any{time.Since(t0).Seconds()}, a...)...)
+	}
 	labels := sweep.Labels(tb.RunID)
 
-	logf("building images (cached when unchanged)")
-	tools, err := images.Tools(ctx)
+	// Images: the tools image and the node image are independent (the node image takes about a
+	// minute the first time on a machine, then it is cached).
+	var tools, base string
+	err := both(
+		func() (err error) { tools, err = images.Tools(ctx); return err },
+		func() (err error) {
+			base, err = images.Node(ctx, images.WithProgress(prefixWriter{o.progress, "setup: node image: "}))
+			return err
+		})
 	if err != nil {
 		return err
 	}
-	base, err := images.Node(ctx, images.WithProgress(o.progress))
-	if err != nil {
-		return err
-	}
+	logf("images ready: %s, %s", tools, base)
 
 	p, err := pki.New()
 	if err != nil {
@@ -199,7 +211,8 @@ func (tb *Testbed) start(ctx context.Context, s *script.Script, cells []matrix.C
 	tb.Network = net.Name
 	logf("network %s", net.Name)
 
-	// Servers: emulators first (proxies need their addresses), each group in parallel.
+	// Servers (emulators first: proxies need their addresses) and the node images of each trust
+	// profile are independent, so both go at once.
 	need := needs(cells)
 	var emus, proxies []serverKeyParts
 	for k := range need {
@@ -211,42 +224,53 @@ func (tb *Testbed) start(ctx context.Context, s *script.Script, cells []matrix.C
 	}
 	sortKeys(emus)
 	sortKeys(proxies)
-	logf("starting %d emulator(s) and %d proxy(ies)", len(emus), len(proxies))
-	if err := tb.parallel(ctx, emus, func(ctx context.Context, k serverKeyParts) (serverSpec, error) {
-		return tb.emulatorSpec(tools, s, p, leaves, k, labels, o)
-	}); err != nil {
-		return err
-	}
-	if err := tb.parallel(ctx, proxies, func(ctx context.Context, k serverKeyParts) (serverSpec, error) {
-		return tb.proxySpec(tools, p, leaves, k, labels)
-	}); err != nil {
-		return err
-	}
+	return both(func() error {
+		if err := tb.parallel(ctx, emus, func(ctx context.Context, k serverKeyParts) (serverSpec, error) {
+			return tb.emulatorSpec(tools, s, p, leaves, k, labels, o)
+		}); err != nil {
+			return err
+		}
+		logf("%d emulator(s) up", len(emus))
+		if err := tb.parallel(ctx, proxies, func(ctx context.Context, k serverKeyParts) (serverSpec, error) {
+			return tb.proxySpec(tools, p, leaves, k, labels)
+		}); err != nil {
+			return err
+		}
+		logf("%d proxy(ies) up", len(proxies))
+		return nil
+	}, func() error {
+		if err := tb.trustImages(ctx, p, base, cells, labels); err != nil {
+			return err
+		}
+		logf("node images ready for trust profiles %s", strings.Join(slices.Sorted(maps.Keys(tb.NodeImages)), ", "))
+		return nil
+	})
+}
 
-	// Node images per trust profile.
+// trustImages prepares one node image per system trust store the cells need.
+func (tb *Testbed) trustImages(ctx context.Context, p *pki.PKI, base string, cells []matrix.Cell, labels map[string]string) error {
 	trusts := map[string]map[string][]byte{}
 	for _, c := range cells {
 		trusts[trustKey(c)] = trustRoots(p, c)
 	}
-	keys := make([]string, 0, len(trusts))
-	for k := range trusts {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	logf("preparing node images for trust profiles %s", strings.Join(keys, ", "))
 	var wg sync.WaitGroup
-	errs := make([]error, len(keys))
-	for i, k := range keys {
-		if len(trusts[k]) == 0 {
+	var mu sync.Mutex
+	var errs []error
+	for k, roots := range trusts {
+		if len(roots) == 0 {
+			tb.mu.Lock()
 			tb.NodeImages[k] = base
+			tb.mu.Unlock()
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			img, err := images.TrustVariant(ctx, base, trusts[k], labels)
+			img, err := images.TrustVariant(ctx, base, roots, labels)
 			if err != nil {
-				errs[i] = fmt.Errorf("node image for %s: %w", k, err)
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("node image for %s: %w", k, err))
+				mu.Unlock()
 				return
 			}
 			tb.mu.Lock()
@@ -256,6 +280,31 @@ func (tb *Testbed) start(ctx context.Context, s *script.Script, cells []matrix.C
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// both runs a and b concurrently and joins their errors.
+func both(a, b func() error) error {
+	var errB error
+	done := make(chan struct{})
+	go func() { defer close(done); errB = b() }()
+	errA := a()
+	<-done
+	return errors.Join(errA, errB)
+}
+
+// prefixWriter prefixes every line written through it.
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+}
+
+func (p prefixWriter) Write(b []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if _, err := fmt.Fprintln(p.w, p.prefix+line); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
 }
 
 // parallel starts one server per key concurrently.
