@@ -6,6 +6,7 @@
 //	agenttls images   build (or reuse) every image a run needs
 //	agenttls sweep    remove containers, networks and images that runs left behind
 //	agenttls report   render, diff, merge and sweep results files (see `agenttls report -h`)
+//	agenttls sweep-versions  run the matrix per system-agent version and tabulate the verdicts
 package main
 
 import (
@@ -36,6 +37,7 @@ func commands() []command {
 		{"images", "build (or reuse) every image a run needs, locally", imagesCmd},
 		{"sweep", "remove what agenttls runs left in Docker", sweepCmd},
 		{"report", "render, diff, merge and compare results files", reportCmd},
+		{"sweep-versions", "run the matrix once per system-agent version and tabulate how verdicts move", sweepVersionsCmd},
 	}
 }
 
