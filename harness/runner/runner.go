@@ -40,7 +40,11 @@ type Result struct {
 	Requests    int
 	Timings     Timings
 	Registered  bool
-	NodeAddress string
+	// InterceptedBy is the proxy mode the registration came through ("" when direct).
+	InterceptedBy string
+	NodeAddress   string
+	// Script and RunID name the run in the transcript header.
+	Script, RunID string
 }
 
 // Timings split a cell's wall time into the harness's own work and the script's.
@@ -211,6 +215,10 @@ func Run(ctx context.Context, d *testbed.Description, nodes *Nodes, c matrix.Cel
 	res.Timings.Evidence = time.Since(evStart)
 	res.Requests = sv.Requests
 	res.Registered = len(sv.Registrations) > 0
+	if res.Registered {
+		res.InterceptedBy = sv.Registrations[0].InterceptedBy
+	}
+	res.Script, res.RunID = d.ScriptVersion, d.RunID
 	if timedOut && !decided {
 		res.Observed = classify.Observation{Verdict: verdict.Timeout,
 			Evidence: verdict.Evidence{Source: "timer", Line: fmt.Sprintf("no verdict proven within %s", o.timeout)}}
@@ -315,11 +323,17 @@ func (t *transcript) write(dir string, c matrix.Cell, r *Result) (string, error)
 		return "", fmt.Errorf("write transcript: %w", err)
 	}
 	w := bufio.NewWriter(f)
-	fmt.Fprintf(w, "# cell: %s\n# command: %s\n# expect: %s\n# observed: %s\n# evidence: %s\n# reason: %s\n",
-		c.ID(), r.Command, r.Expected.Verdict, r.Observed.Verdict, r.Observed.Evidence, r.Expected.Reason)
+	// The header is the fixtures/transcripts format: a passing cell's file can be kept there as
+	// a recorded transcript (expect is what the classifier must find in it again).
+	fmt.Fprintf(w, "# cell: %s\n# source: recorded in a node container by agenttls run %s\n", c.ID(), r.RunID)
+	if r.Script != "" {
+		fmt.Fprintf(w, "# script: %s\n", r.Script)
+	}
+	fmt.Fprintf(w, "# command: %s\n# expect: %s\n# oracle: %s\n# evidence: %s\n# why: %s\n",
+		r.Command, r.Observed.Verdict, r.Expected.Verdict, r.Observed.Evidence, r.Expected.Reason)
 	icpt := ""
-	if r.Registered && r.Observed.Verdict == verdict.Exposed {
-		icpt = " intercepted-by=mitm"
+	if r.InterceptedBy != "" {
+		icpt = " intercepted-by=" + r.InterceptedBy
 	}
 	regs := 0
 	if r.Registered {

@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+
+	"github.com/agenttls/agenttls/harness/config"
+	"github.com/agenttls/agenttls/harness/dockerx/dockertest"
+	"github.com/agenttls/agenttls/harness/report"
+	"github.com/agenttls/agenttls/harness/sweep"
+	"github.com/agenttls/agenttls/harness/verdict"
+)
+
+// These tests run the built agenttls binary the way a user does: the suite's self-tests (a
+// deliberately wrong expectation must fail and name its cell), a clean run leaves nothing, an
+// interrupted run leaves nothing, and bad input is refused before anything starts.
+
+var agenttlsBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "agenttls-bin-")
+	if err != nil {
+		panic(err)
+	}
+	agenttlsBin = filepath.Join(dir, "agenttls")
+	out, err := exec.Command("go", "build", "-o", agenttlsBin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build agenttls: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := func() int { defer os.RemoveAll(dir); dockertest.Main(m); return 0 }()
+	os.Exit(code)
+}
+
+type runOut struct {
+	code   int
+	output string
+}
+
+// hideDocker, given as an env entry, runs agenttls in a mount namespace where /run (and so the
+// Docker socket) is an empty tmpfs: a machine with no Docker daemon. Needs root, as CI is.
+const hideDocker = "AGENTTLS_TEST_HIDE_DOCKER=1"
+
+func agenttls(t *testing.T, env []string, args ...string) runOut {
+	t.Helper()
+	root, err := config.FindModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	name := agenttlsBin
+	for _, e := range env {
+		if e == hideDocker {
+			args = append([]string{"-m", "sh", "-c", `mount -t tmpfs none /run && unset DOCKER_HOST && exec "$0" "$@"`, agenttlsBin}, args...)
+			name = "unshare"
+		}
+	}
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err = cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("agenttls %v: %v", args, err)
+	}
+	return runOut{code, out.String()}
+}
+
+// leftovers lists what Docker still holds of run id.
+func leftovers(t *testing.T, cli client.APIClient, id string) []string {
+	t.Helper()
+	ctx := context.Background()
+	f := filters.NewArgs(filters.Arg("label", sweep.LabelRunID+"="+id))
+	var left []string
+	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		left = append(left, "container "+strings.Join(c.Names, ","))
+	}
+	ns, err := cli.NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range ns {
+		left = append(left, "network "+n.Name)
+	}
+	is, err := cli.ImageList(ctx, image.ListOptions{Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range is {
+		left = append(left, "image "+strings.Join(i.RepoTags, ","))
+	}
+	return left
+}
+
+func TestSmokeRunPassesAndLeavesNothing(t *testing.T) {
+	cli := dockertest.Require(t)
+	id := dockertest.RunID(t)
+	dir := t.TempDir()
+	r := agenttls(t, nil, "run", "-scenario", "scenarios/smoke.yaml", "-artifacts", dir, "-run-id", id, "-procs", "3")
+	if r.code != 0 {
+		t.Fatalf("smoke run exit %d:\n%s", r.code, r.output)
+	}
+	res, err := report.Read(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := res.Counts()
+	if c.Total != 6 || c.Passed != 6 {
+		t.Fatalf("smoke: %+v\n%s", c, r.output)
+	}
+	// Every verdict the smoke scenario names was observed for real.
+	seen := map[verdict.Verdict]bool{}
+	for _, cell := range res.Cells {
+		seen[cell.Observed] = true
+		if _, err := os.Stat(filepath.Join(dir, cell.Transcript)); err != nil {
+			t.Errorf("cell %s: transcript: %v", cell.ID, err)
+		}
+	}
+	for _, v := range []verdict.Verdict{verdict.Registered, verdict.FatalStrictNoChecksum, verdict.RejectedChecksumMismatch, verdict.RejectedNoCACerts, verdict.Exposed} {
+		if !seen[v] {
+			t.Errorf("smoke run observed no %s cell", v)
+		}
+	}
+	for _, f := range []string{"junit.xml", "summary.md", "report.html"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("report %s: %v", f, err)
+		}
+	}
+	if !strings.Contains(r.output, "[6/6]") {
+		t.Errorf("no per-cell progress in the output:\n%s", r.output)
+	}
+	if left := leftovers(t, cli, id); len(left) > 0 {
+		t.Errorf("run %s left: %v", id, left)
+	}
+}
+
+func TestFlippedOracleFailsAndNamesTheCell(t *testing.T) {
+	cli := dockertest.Require(t)
+	id := dockertest.RunID(t)
+	dir := t.TempDir()
+	flipped := "public/strict/cs-absent/sv-unset/direct"
+	other := "private/strict/cs-correct/sv-unset/direct"
+	r := agenttls(t, nil, "run", "-cell", flipped+","+other, "-flip-oracle", flipped, "-artifacts", dir, "-run-id", id, "-procs", "2")
+	if r.code == 0 {
+		t.Fatalf("a deliberately wrong expectation did not fail the run:\n%s", r.output)
+	}
+	res, err := report.Read(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := res.Failed()
+	if len(failed) != 1 || failed[0].ID != flipped {
+		t.Fatalf("want exactly %s failed, got %+v", flipped, failed)
+	}
+	if failed[0].Observed != verdict.FatalStrictNoChecksum {
+		t.Errorf("the flipped cell's observation changed: %s", failed[0].Observed)
+	}
+	if !strings.Contains(r.output, "FAIL "+flipped) || !strings.Contains(r.output, "CELL='"+flipped+"'") {
+		t.Errorf("the output does not name the failing cell and its rerun command:\n%s", r.output)
+	}
+	if left := leftovers(t, cli, id); len(left) > 0 {
+		t.Errorf("run %s left: %v", id, left)
+	}
+}
+
+func TestInterruptedRunLeavesNothing(t *testing.T) {
+	cli := dockertest.Require(t)
+	root, _ := config.FindModuleRoot()
+	id := dockertest.RunID(t)
+	dir := t.TempDir()
+	cmd := exec.Command(agenttlsBin, "run", "-artifacts", dir, "-run-id", id, "-procs", "3")
+	cmd.Dir = root
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Interrupt once cells are running (containers of the run exist and some cells finished).
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(filepath.Join(dir, "progress.log"))
+		if strings.Count(string(b), "PASS ")+strings.Count(string(b), "FAIL ") >= 3 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if len(leftovers(t, cli, id)) == 0 {
+		t.Fatalf("nothing of run %s was running when the test meant to interrupt it:\n%s", id, out.String())
+	}
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 130 {
+		t.Errorf("interrupted run: %v, want exit 130\n%s", err, out.String())
+	}
+	if left := leftovers(t, cli, id); len(left) > 0 {
+		t.Errorf("interrupted run %s left: %v\n%s", id, left, out.String())
+	}
+	if !strings.Contains(out.String(), "interrupted") {
+		t.Errorf("no word of the interruption:\n%s", out.String())
+	}
+}
+
+func TestBadInputIsRefusedBeforeAnythingStarts(t *testing.T) {
+	cli := dockertest.Require(t)
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("cells:\n  - {ca: private, mode: lenient, checksum: absent, strict-verify: unset, path: direct}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	readOnly := filepath.Join(t.TempDir(), "ro")
+	if err := os.WriteFile(readOnly, nil, 0o444); err != nil { // a file where a folder must go
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		env  []string
+		args []string
+		want []string
+	}{
+		{"unknown version", nil, []string{"-sa-version", "v0.3.999"}, []string{"v0.3.999", "v0.3.4", "v0.15.0"}},
+		{"not a version", nil, []string{"-sa-version", "latest"}, []string{"latest"}},
+		{"malformed scenario", nil, []string{"-scenario", bad}, []string{bad + ":2", `unknown mode value "lenient"`, "strict, system-store"}},
+		{"missing scenario", nil, []string{"-scenario", "scenarios/nope.yaml"}, []string{"nope.yaml"}},
+		{"unknown cell", nil, []string{"-cell", "private/strict/cs-maybe/sv-unset/direct"}, []string{`unknown checksum value "maybe"`}},
+		{"unwritable artifacts", nil, []string{"-artifacts", filepath.Join(readOnly, "sub")}, []string{"artifacts folder", "-artifacts"}},
+		{"no docker", []string{hideDocker}, nil, []string{"docker daemon unreachable", "DOCKER_HOST"}},
+		{"unknown flag", nil, []string{"-colour"}, []string{"-colour"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			id := dockertest.RunID(t)
+			args := append([]string{"run", "-run-id", id, "-artifacts", t.TempDir()}, tc.args...)
+			r := agenttls(t, tc.env, args...)
+			if r.code == 0 {
+				t.Fatalf("accepted: %s", r.output)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(strings.ToLower(r.output), strings.ToLower(w)) {
+					t.Errorf("output lacks %q:\n%s", w, r.output)
+				}
+			}
+			if strings.Contains(r.output, "panic") || strings.Contains(r.output, "goroutine ") {
+				t.Errorf("a panic instead of an error:\n%s", r.output)
+			}
+			if left := leftovers(t, cli, id); len(left) > 0 {
+				t.Errorf("bad input left: %v", left)
+			}
+		})
+	}
+}
