@@ -31,15 +31,15 @@ import (
 
 // Result is what one cell showed.
 type Result struct {
-	Cell        matrix.Cell
-	Command     string
-	Expected    oracle.Expectation
-	Observed    classify.Observation
-	ExitCode    int // classify.Stopped when the runner stopped the script
-	Transcript  string
-	Requests    int
-	Timings     Timings
-	Registered  bool
+	Cell       matrix.Cell
+	Command    string
+	Expected   oracle.Expectation
+	Observed   classify.Observation
+	ExitCode   int // classify.Stopped when the runner stopped the script
+	Transcript string
+	Requests   int
+	Timings    Timings
+	Registered bool
 	// InterceptedBy is the proxy mode the registration came through ("" when direct).
 	InterceptedBy string
 	NodeAddress   string
