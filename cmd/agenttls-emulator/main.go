@@ -48,6 +48,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		assetsDir     = fs.String("assets-dir", "", "directory served under /assets/ (rancher-system-agent-amd64, system-agent-uninstall.sh, ...)")
 		preambleStyle = fs.String("preamble-style", string(emulator.StyleExport), "STRICT_VERIFY line: export (Rancher 2.13.7+), quoted (2.8.6-2.13.6) or none (2.8.0-2.8.5)")
 		tokenSecret   = fs.String("token-secret", "", "secret keying registration tokens (default $AGENTTLS_TOKEN_SECRET)")
+		bootstrapPass = fs.String("bootstrap-password", "", "admin password for the admin API's login (default $CATTLE_BOOTSTRAP_PASSWORD; empty refuses every login)")
+		noTLSSetting  = fs.Bool("no-agent-tls-mode-setting", false, "act like Rancher before v2.8.6: no agent-tls-mode setting on the admin API")
+		placeholder   = fs.Bool("token-placeholder", false, "registration tokens of the admin API carry {token} in their commands and keep the token in a secret")
 		httpsListen   = fs.String("https-listen", ":443", "HTTPS listen address")
 		httpListen    = fs.String("http-listen", ":80", "plain-HTTP listen address (/ping, /healthz, /cacerts; the rest redirects to https); empty to disable")
 		controlListen = fs.String("control-listen", ":9090", "control API listen address (plain HTTP, keep it off the nodes' network)")
@@ -84,6 +87,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	if *tokenSecret == "" {
 		*tokenSecret = os.Getenv("AGENTTLS_TOKEN_SECRET")
 	}
+	if *bootstrapPass == "" {
+		*bootstrapPass = os.Getenv("CATTLE_BOOTSTRAP_PASSWORD")
+	}
 	emu, err := emulator.New(emulator.Config{
 		CACerts:       serving.CACerts,
 		AgentTLSMode:  *agentTLSMode,
@@ -93,6 +99,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		PreambleStyle: style,
 		TokenSecret:   *tokenSecret,
 		AccessLog:     stdout,
+
+		BootstrapPassword:     *bootstrapPass,
+		NoAgentTLSModeSetting: *noTLSSetting,
+		TokenPlaceholder:      *placeholder,
 	})
 	if err != nil {
 		return fail(err)
@@ -156,7 +166,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	info := emu.Info()
 	logger.Info("agenttls emulator serving", "https", a.HTTPS, "http", a.HTTP, "control", a.Control,
 		"agentTLSMode", info.AgentTLSMode, "serverURL", info.ServerURL, "preambleStyle", info.PreambleStyle,
-		"caChecksum", info.Checksum, "cacertsBytes", info.CACertsBytes)
+		"caChecksum", info.Checksum, "cacertsBytes", info.CACertsBytes,
+		"adminLogin", *bootstrapPass != "", "agentTLSModeSetting", !*noTLSSetting)
 	if ready != nil {
 		ready(a)
 	}

@@ -73,6 +73,9 @@ type Registration struct {
 	InterceptedBy string `json:"interceptedBy"`
 	// SecretName is the plan secret name handed out.
 	SecretName string `json:"secretName"`
+	// Machine is the machine created for a cluster's registration token (admin surface); empty
+	// for per-cell tokens. TokenName is then the cluster's name.
+	Machine string `json:"machine,omitempty"`
 }
 
 // RegistrationList is the answer of GET /agenttls/v1/registrations.
@@ -110,14 +113,22 @@ func (e *Emulator) serveConnectAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	name, ok := checkToken(e.cfg.TokenSecret, strings.TrimSpace(token))
+	token = strings.TrimSpace(token)
+	// A cluster's registration token (admin surface) or a per-cell token minted with the secret.
+	clu, isCluster := e.clusterForToken(token)
+	name, ok := "", isCluster
+	if isCluster {
+		name = clu.name
+	} else {
+		name, ok = checkToken(e.cfg.TokenSecret, token)
+	}
 	if !ok {
 		accesslog.Annotate(r.Context(), "connect: unknown token")
 		http.Error(w, "agenttls emulator: no machine matches this registration token", http.StatusInternalServerError)
 		return
 	}
 
-	server := e.cfg.ServerURL
+	server := e.ServerURL()
 	if server == "" {
 		server = "https://" + r.Host
 	}
@@ -137,6 +148,10 @@ func (e *Emulator) serveConnectAgent(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sort.Strings(roles)
+	machineName := ""
+	if isCluster {
+		machineName = e.recordMachine(clu, cattleID, roles)
+	}
 	reg := Registration{
 		Seq:             e.log.NextSeq(),
 		Time:            e.cfg.Now().UTC(),
@@ -152,6 +167,7 @@ func (e *Emulator) serveConnectAgent(w http.ResponseWriter, r *http.Request) {
 		Remote:          r.RemoteAddr,
 		InterceptedBy:   r.Header.Get(accesslog.HeaderInterceptedBy),
 		SecretName:      secretName,
+		Machine:         machineName,
 	}
 	e.mu.Lock()
 	e.registrations = append(e.registrations, reg)

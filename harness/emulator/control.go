@@ -80,7 +80,7 @@ func (e *Emulator) ControlHandler() http.Handler {
 func (e *Emulator) Info() Info {
 	return Info{
 		AgentTLSMode:  e.AgentTLSMode(),
-		ServerURL:     e.cfg.ServerURL,
+		ServerURL:     e.ServerURL(),
 		PreambleStyle: e.cfg.PreambleStyle,
 		Checksum:      e.Checksum(),
 		CACertsBytes:  len(pki.CACertsServed(e.cfg.CACerts)),

@@ -66,6 +66,15 @@ type Config struct {
 	PreambleStyle PreambleStyle
 	// TokenSecret keys the registration tokens; see CellToken.
 	TokenSecret string
+	// BootstrapPassword is the admin password of the admin surface's login (Rancher's
+	// CATTLE_BOOTSTRAP_PASSWORD). Empty: every login is refused.
+	BootstrapPassword string
+	// NoAgentTLSModeSetting emulates a Rancher older than v2.8.6, which has no agent-tls-mode
+	// setting: the admin surface answers 404 for it and the mode stays AgentTLSMode.
+	NoAgentTLSModeSetting bool
+	// TokenPlaceholder makes the registration tokens of the admin surface carry "{token}" in
+	// their commands and keep the token in a secret, as raw reads of newer Rancher versions do.
+	TokenPlaceholder bool
 	// AccessLog, when set, receives one JSON line per request.
 	AccessLog io.Writer
 	// Now is the clock for records (default time.Now).
@@ -78,8 +87,9 @@ type Emulator struct {
 	log *accesslog.Log
 
 	mu            sync.Mutex
-	agentTLSMode  string
+	agentTLSMode  string // the mode when there is no agent-tls-mode setting
 	registrations []Registration
+	admin         *admin
 }
 
 // New validates cfg and returns the emulator.
@@ -117,23 +127,33 @@ func New(cfg Config) (*Emulator, error) {
 	}
 	cfg.CACerts = append([]byte{}, cfg.CACerts...)
 	cfg.InstallScript = append([]byte(nil), cfg.InstallScript...)
-	return &Emulator{cfg: cfg, log: accesslog.New(cfg.AccessLog), agentTLSMode: cfg.AgentTLSMode}, nil
+	return &Emulator{cfg: cfg, log: accesslog.New(cfg.AccessLog), agentTLSMode: cfg.AgentTLSMode, admin: newAdmin(cfg)}, nil
 }
 
-// AgentTLSMode returns the current agent-tls-mode.
+// AgentTLSMode returns the effective agent-tls-mode.
 func (e *Emulator) AgentTLSMode() string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if s, ok := e.admin.settings[SettingAgentTLSMode]; ok {
+		return s.effective()
+	}
 	return e.agentTLSMode
 }
 
-// SetAgentTLSMode changes agent-tls-mode; the next served script reflects it.
+// SetAgentTLSMode changes agent-tls-mode without the admin surface's rules (the harness-private
+// control API uses it); the next served script reflects it.
 func (e *Emulator) SetAgentTLSMode(mode string) error {
 	if _, err := ParseAgentTLSMode(mode); err != nil {
 		return err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if s, ok := e.admin.settings[SettingAgentTLSMode]; ok {
+		next := *s
+		next.value = mode
+		e.admin.put(SettingAgentTLSMode, &next)
+		return nil
+	}
 	e.agentTLSMode = mode
 	return nil
 }
@@ -159,6 +179,7 @@ func (e *Emulator) Handler() http.Handler {
 	mux.HandleFunc("GET /ping", serveText("pong"))
 	mux.HandleFunc("/assets/", e.serveAsset)
 	mux.HandleFunc("/v3/connect/agent", e.serveConnectAgent)
+	e.registerAdmin(mux)
 	return e.log.Wrap(mux)
 }
 
@@ -204,7 +225,7 @@ func (e *Emulator) serveInstallScript(w http.ResponseWriter, r *http.Request) {
 	p := Preamble{
 		Style:     e.cfg.PreambleStyle,
 		Strict:    e.AgentTLSMode() == ModeStrict,
-		ServerURL: e.cfg.ServerURL,
+		ServerURL: e.ServerURL(),
 		Host:      r.Host,
 		Checksum:  e.Checksum(),
 	}
