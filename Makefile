@@ -31,6 +31,7 @@ e2e: deps
 ## test: unit tests, container integration tests and the suite's self-tests
 test: deps
 	go vet ./...
+	go vet -tags e2e ./e2e
 	go test -count=1 -timeout 40m ./...
 
 ## unit: the tests that need neither Docker nor the network
