@@ -134,7 +134,9 @@ func WithServerName(name string) ClientOption {
 
 // WithInsecure skips verification of Rancher's certificate. For debugging an existing Rancher
 // only; the harness always verifies.
-func WithInsecure() ClientOption { return func(o *clientOptions) error { o.insecure = true; return nil } }
+func WithInsecure() ClientOption {
+	return func(o *clientOptions) error { o.insecure = true; return nil }
+}
 
 // WithHTTPClient replaces the HTTP client (its TLS settings then are the caller's).
 func WithHTTPClient(hc *http.Client) ClientOption {
