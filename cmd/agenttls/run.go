@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/onsi/ginkgo/v2/types"
+
 	"github.com/agenttls/agenttls/harness/config"
 	"github.com/agenttls/agenttls/harness/dockerx"
 	"github.com/agenttls/agenttls/harness/matrix"
@@ -60,6 +62,13 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	// The label filter is applied here, with Ginkgo's own parser, so that a bad expression fails
+	// before anything starts and the progress counts only the cells that run.
+	if *labelFilter != "" {
+		if selected, err = filterLabels(selected, *labelFilter); err != nil {
+			return err
+		}
+	}
 	if err := prepareArtifacts(cfg.Artifacts); err != nil {
 		return err
 	}
@@ -85,9 +94,6 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	// The suite.
 	suiteArgs := []string{"tool", "ginkgo", "-tags", "e2e", "--no-color", "--timeout", "2h",
 		"-p", "--procs", strconv.Itoa(*procs)}
-	if *labelFilter != "" {
-		suiteArgs = append(suiteArgs, "--label-filter", *labelFilter)
-	}
 	suiteArgs = append(suiteArgs, "./e2e", "--")
 	for k, v := range cfg.Map() {
 		if v != "" && v != "false" {
@@ -229,6 +235,23 @@ func selectForRun(cfg config.Config, cells, rerunFailed string) ([]matrix.Cell, 
 	}
 	i, n, _ := matrix.ParseShard(cfg.Shard)
 	return matrix.Shard(list, i, n)
+}
+
+func filterLabels(cells []matrix.Cell, expr string) ([]matrix.Cell, error) {
+	f, err := types.ParseLabelFilter(expr)
+	if err != nil {
+		return nil, fmt.Errorf("-label-filter %q: %w (labels look like mode:strict, path:mitm; see `agenttls list`)", expr, err)
+	}
+	var out []matrix.Cell
+	for _, c := range cells {
+		if f(c.Labels()) {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("-label-filter %q selects none of the %d cells (see their labels with `agenttls list`)", expr, len(cells))
+	}
+	return out, nil
 }
 
 func scenarioLabel(cfg config.Config, cells, rerun string) string {

@@ -248,6 +248,8 @@ func TestBadInputIsRefusedBeforeAnythingStarts(t *testing.T) {
 		{"unwritable artifacts", nil, []string{"-artifacts", filepath.Join(readOnly, "sub")}, []string{"artifacts folder", "-artifacts"}},
 		{"no docker", []string{hideDocker}, nil, []string{"docker daemon unreachable", "DOCKER_HOST"}},
 		{"unknown flag", nil, []string{"-colour"}, []string{"-colour"}},
+		{"bad label filter", nil, []string{"-label-filter", "mode:strict &&"}, []string{"-label-filter"}},
+		{"label filter selects nothing", nil, []string{"-label-filter", "mode:lenient"}, []string{"selects none"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
