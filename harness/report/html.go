@@ -109,6 +109,11 @@ pre.tr{background:#212529;color:#e9ecef;padding:8px;overflow:auto;max-height:60v
 #panel button{position:absolute;top:8px;right:10px;font-size:18px;border:0;background:none;cursor:pointer}
 tr.moving td{background:#fff9db}
 td.changed{box-shadow:inset 3px 0 0 #f08c00}
+#sweep td{white-space:nowrap;vertical-align:middle}
+#sweep th.era,#sweep td.era{border-left:3px solid #495057}
+.chip .mk{display:inline-block;min-width:14px;text-align:center;border-radius:7px;font-size:11px;line-height:14px;margin-left:2px}
+.mk.ne{background:#f03e3e;color:#fff}
+.mk.warn{background:#ffd43b;color:#000}
 .small{font-size:12px;color:#495057}
 .pathkey{display:inline-grid;grid-template-columns:repeat(2,auto);gap:1px 6px;font-size:10px;border:1px solid #ced4da;padding:2px 5px;border-radius:3px;vertical-align:middle;background:#fff}
 `

@@ -168,7 +168,8 @@ func (t *SweepTable) WriteMarkdown(w io.Writer) error {
 	for _, r := range t.Runs {
 		p("| %s | %s | %s | %s |\n", mdCode(r.RunID, 80), mdText(r.Label, 80), mdCode(r.ScriptProfile, 40), countsLine(r.Counts))
 	}
-	p("\nEach entry is the observed verdict; **bold** marks a change from the previous run, ❌ a failed cell, ⚠️ an exposed one, · a run without the cell.\n\n")
+	p("\nEach entry is the observed verdict; **bold** marks a change from the previous run, ❌ a failed cell, ⚠️ an exposed one, · a run without the cell. ")
+	p("Short names: fatal = fatal-strict-no-checksum, mismatch = rejected-checksum-mismatch, no-cacerts = rejected-no-cacerts, not-x509 = rejected-not-x509, untrusted = rejected-untrusted.\n\n")
 	table := func(rows []SweepRow) {
 		p("| cell |")
 		for _, r := range t.Runs {
@@ -207,10 +208,10 @@ const sweepTmpl = `{{define "sweep"}}{{template "head" .}}<body>
 {{range .T.Runs}}<tr><td class="mono">{{.RunID}}</td><td>{{.Label}}</td><td>{{or .ScriptProfile "-"}}</td><td>{{call $.CountsOf .Counts}}</td></tr>
 {{end}}</table>
 {{template "legend" .}}
-<p class="small">A row is highlighted when the cell's observed verdict moves across the runs; an orange bar marks the run where it changed; ≠ marks a failed cell (observed is not the oracle's verdict).</p>
+<p class="small">A row is highlighted when the cell's observed verdict moves across the runs; an orange bar marks the run where it changed; ≠ marks a failed cell (observed is not the oracle's verdict), ⚠ an exposed one. A thick rule between two columns marks a change of script era (profile). The legend counts entries over all runs.</p>
 <label><input type="checkbox" id="onlymoving"{{if .OnlyMoving}} checked{{end}}> show only the {{.MovingCount}} cells that move</label>
-<table class="list" id="sweep" style="margin-top:8px"><tr><th>cell</th>{{range .T.Runs}}<th>{{.Label}}</th>{{end}}</tr>
-{{range .Rows}}<tr class="{{if .Moves}}moving{{else}}still{{end}}"><td class="mono">{{.ID}}</td>{{range .Entries}}<td{{if .Changed}} class="changed"{{end}}>{{if .Present}}<span class="chip v-{{.Chip.Verdict}}{{if .Exposed}} m-exposed{{end}}{{if .Failed}} m-differs{{end}}" title="{{.Title}}">{{.Chip.Text}}</span>{{else}}<span class="note">not in run</span>{{end}}</td>{{end}}</tr>
+<table class="list" id="sweep" style="margin-top:8px"><tr><th>cell</th>{{range .Cols}}<th{{if .EraStart}} class="era"{{end}}>{{.Label}}<br><span class="small">{{or .Profile "-"}}</span></th>{{end}}</tr>
+{{range .Rows}}<tr class="{{if .Moves}}moving{{else}}still{{end}}"><td class="mono id">{{.ID}}</td>{{range .Entries}}<td class="{{if .Changed}}changed{{end}}{{if .EraStart}} era{{end}}">{{if .Present}}<span class="chip v-{{.Chip.Verdict}}{{if .Exposed}} m-exposed{{end}}{{if .Failed}} m-differs{{end}}" title="{{.Title}}">{{.Chip.Text}}{{if .Failed}} <b class="mk ne">≠</b>{{end}}{{if .Exposed}} <b class="mk warn">⚠</b>{{end}}</span>{{if .Failed}} <span class="small">want {{.Want}}</span>{{end}}{{else}}<span class="note">not in run</span>{{end}}</td>{{end}}</tr>
 {{end}}</table>
 <script>{{.JS}}</script>
 </body></html>
@@ -226,9 +227,16 @@ const sweepJS = `
 `
 
 type sweepCellView struct {
-	Present, Changed, Exposed, Failed bool
-	Chip                              htmlChip
-	Title                             string
+	Present, Changed, Exposed, Failed, EraStart bool
+	Chip                                        htmlChip
+	Title, Want                                 string
+}
+
+// sweepColView is one column header: the versions and the script era (profile); EraStart
+// marks the first column of a new era.
+type sweepColView struct {
+	Label, Profile string
+	EraStart       bool
 }
 
 type sweepRowView struct {
@@ -241,11 +249,17 @@ type sweepRowView struct {
 // highlighted, with a switch to show only those.
 func (t *SweepTable) WriteHTML(w io.Writer) error {
 	counts := map[string]int{}
+	cols := make([]sweepColView, len(t.Runs))
+	for i, r := range t.Runs {
+		cols[i] = sweepColView{Label: r.Label, Profile: r.ScriptProfile,
+			EraStart: i > 0 && r.ScriptProfile != t.Runs[i-1].ScriptProfile}
+	}
 	var rows []sweepRowView
 	for _, r := range t.Rows {
 		rv := sweepRowView{ID: r.ID, Moves: r.Moves}
 		for i, e := range r.Entries {
-			cv := sweepCellView{Present: e.Present, Changed: e.Changed, Exposed: e.Observed == verdict.Exposed, Failed: e.Status == StatusFailed}
+			cv := sweepCellView{Present: e.Present, Changed: e.Changed, Exposed: e.Status != StatusSkipped && e.Observed == verdict.Exposed,
+				Failed: e.Status == StatusFailed, EraStart: i < len(cols) && cols[i].EraStart, Want: shortVerdict(e.Expected)}
 			if e.Present {
 				cv.Chip = chipFor(e.Observed, e.Status == StatusSkipped)
 				if cv.Chip.Verdict != "skipped" {
@@ -268,6 +282,7 @@ func (t *SweepTable) WriteHTML(w io.Writer) error {
 		CSS             template.CSS
 		JS              template.JS
 		T               *SweepTable
+		Cols            []sweepColView
 		Rows            []sweepRowView
 		Legend          []legendEntry
 		PathKey         []string
@@ -277,7 +292,7 @@ func (t *SweepTable) WriteHTML(w io.Writer) error {
 	}{
 		Title: "agenttls version sweep", Headline: t.headline(),
 		CSS: template.CSS(baseCSS + verdictCSS()), JS: template.JS(sweepJS),
-		T: t, Rows: rows, Legend: legend, MovingCount: moving, OnlyMoving: moving > 0,
+		T: t, Cols: cols, Rows: rows, Legend: legend, MovingCount: moving, OnlyMoving: moving > 0,
 		CountsOf: countsLine,
 	}
 	if err := pageTmpl.ExecuteTemplate(w, "sweep", page); err != nil {

@@ -127,6 +127,21 @@ func TestSweepRenderers(t *testing.T) {
 	if n := strings.Count(page, `<tr class="still">`); n != 131 {
 		t.Errorf("%d still rows, want 131", n)
 	}
+	// The script era changes once (pre-strict v0.3.11 -> strict v0.3.16): that column header
+	// and its entries carry the era rule; a failed entry carries the ≠ mark and the expected
+	// verdict; an exposed one the ⚠ mark.
+	if n := strings.Count(page, `<th class="era">v0.3.16<br><span class="small">strict</span></th>`); n != 1 {
+		t.Errorf("%d era headers before v0.3.16, want 1", n)
+	}
+	if n := strings.Count(page, `<th class="era">`); n != 1 {
+		t.Errorf("%d era headers, want 1", n)
+	}
+	if !strings.Contains(page, `timeout <b class="mk ne">≠</b></span> <span class="small">want registered</span>`) {
+		t.Error("the failed entry lacks its ≠ mark and expected verdict")
+	}
+	if !strings.Contains(page, `EXPOSED <b class="mk warn">⚠</b>`) {
+		t.Error("exposed entries lack the ⚠ mark")
+	}
 	dir := demoDir(t)
 	if err := os.WriteFile(filepath.Join(dir, "sweep.html"), h.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
