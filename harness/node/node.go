@@ -183,3 +183,45 @@ func (n *Node) IP(ctx context.Context, name string) (string, error) {
 	}
 	return "", fmt.Errorf("node IP: the node is not attached to network %q", name)
 }
+
+// Attach returns a Node for a running container that something else created and owns (a
+// k3d-managed node), so that the harness can run commands on it as on its own nodes. The owner
+// removes the container its own way and calls Release; Terminate would remove it through
+// testcontainers.
+func Attach(ctx context.Context, containerID string) (*Node, error) {
+	cli, err := dockerx.Client(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("attach node: %w", err)
+	}
+	p, err := testcontainers.NewDockerProvider()
+	if err != nil {
+		_ = cli.Close()
+		return nil, fmt.Errorf("attach node: %w", err)
+	}
+	in, err := cli.ContainerInspect(ctx, containerID)
+	if err != nil {
+		_ = cli.Close()
+		return nil, fmt.Errorf("attach node %s: %w", containerID, err)
+	}
+	state := "exited"
+	if in.State != nil && in.State.Running {
+		state = "running"
+	}
+	ctr, err := p.ContainerFromType(ctx, container.Summary{ID: in.ID, Image: in.Config.Image, Labels: in.Config.Labels, State: state})
+	if err != nil {
+		_ = cli.Close()
+		return nil, fmt.Errorf("attach node %s: %w", containerID, err)
+	}
+	return &Node{Container: ctr, cli: cli}, nil
+}
+
+// Release frees what the harness holds for the node (its Docker client) without touching the
+// container; for attached nodes whose owner removes them.
+func (n *Node) Release() error {
+	if n.cli == nil {
+		return nil
+	}
+	err := n.cli.Close()
+	n.cli = nil
+	return err
+}
