@@ -220,7 +220,7 @@ func cellResult(c matrix.Cell, res *runner.Result, err error) report.CellResult 
 	cr.Timings = map[string]string{
 		"node-start": res.Timings.NodeStart.String(), "script": res.Timings.Script.String(),
 		"verdict": res.Timings.Verdict.String(), "evidence": res.Timings.Evidence.String(),
-		"teardown": res.Timings.Teardown.String(),
+		"teardown": res.Timings.Teardown.String(), "first-failure": res.Timings.FirstFailure.String(),
 	}
 	switch {
 	case err != nil:

