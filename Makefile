@@ -34,7 +34,7 @@ test: deps
 	go vet -tags e2e ./e2e
 	go test -count=1 -timeout 40m ./...
 
-## unit: the tests that need neither Docker nor the network
+## unit: the tests; those that need Docker are skipped (with the reason) only where no Docker answers
 unit:
 	go test -short -count=1 ./...
 
