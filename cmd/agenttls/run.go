@@ -100,8 +100,16 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			suiteArgs = append(suiteArgs, "-harness."+k+"="+v)
 		}
 	}
-	ids := make([]string, len(selected))
-	for i, c := range selected {
+	// The suite applies -harness.shard to the cells it is given: give it the unsharded list, or
+	// a shard would be split a second time (shard 3/3 of six cells would run none).
+	unsharded := cfg
+	unsharded.Shard = ""
+	all, err := selectForRun(unsharded, *cells, *rerunFailed)
+	if err != nil {
+		return err
+	}
+	ids := make([]string, len(all))
+	for i, c := range all {
 		ids[i] = c.ID()
 	}
 	suiteArgs = append(suiteArgs, "-harness.cells="+strings.Join(ids, ","), "-harness.scenario-name="+scenarioLabel(cfg, *cells, *rerunFailed))
