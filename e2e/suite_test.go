@@ -8,6 +8,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -15,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +28,7 @@ import (
 	"github.com/agenttls/agenttls/harness/config"
 	"github.com/agenttls/agenttls/harness/matrix"
 	"github.com/agenttls/agenttls/harness/oracle"
+	"github.com/agenttls/agenttls/harness/rancher"
 	"github.com/agenttls/agenttls/harness/report"
 	"github.com/agenttls/agenttls/harness/runner"
 	"github.com/agenttls/agenttls/harness/script"
@@ -59,6 +62,7 @@ type suite struct {
 	started  time.Time
 	progress *os.File
 	nodes    *runner.Nodes
+	backend  runner.Backend
 }
 
 var st suite
@@ -107,6 +111,13 @@ func selectCells() ([]matrix.Cell, *matrix.Scenario, error) {
 	}
 	i, n, _ := matrix.ParseShard(cfg.Shard)
 	list, err := matrix.Shard(list, i, n)
+	if cfg.Backend == config.BackendRancher {
+		// One Rancher per CA kind switches agent-tls-mode between cell groups: keep each group
+		// together so that it switches about once per group, not once per cell.
+		slices.SortStableFunc(list, func(a, b matrix.Cell) int {
+			return cmp.Or(cmp.Compare(a.CA, b.CA), cmp.Compare(a.Mode, b.Mode))
+		})
+	}
 	return list, scenario, err
 }
 
@@ -120,10 +131,24 @@ var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
 	progress, err := os.OpenFile(progressPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	failOn(err, "progress file")
 	defer progress.Close()
-	tb, err := testbed.Run(ctx, s, selected,
+	opts := []testbed.Option{
 		testbed.WithRunID(cfg.RunID), testbed.WithHostname(cfg.Hostname),
 		testbed.WithPreamble(cfg.PreambleStyle), testbed.WithKeep(cfg.Keep),
-		testbed.WithProgress(io.MultiWriter(progress, GinkgoWriter)))
+		testbed.WithProgress(io.MultiWriter(progress, GinkgoWriter)),
+		testbed.WithNodes(cfg.Nodes), testbed.WithArtifacts(cfg.Artifacts),
+	}
+	setupBound := cfg.SetupTimeout
+	if cfg.Backend == config.BackendRancher {
+		opts = append(opts, testbed.WithRancher(cfg.RancherImage, rancher.Intervals{
+			Ping: cfg.WaitRancherPing, Ready: cfg.WaitRancherReady, Registration: cfg.WaitRancherRegistration,
+			NodeRegistered: cfg.WaitNodeRegistered, Poll: 2 * time.Second,
+		}))
+		// Pulling and starting Rancher come on top of building images.
+		setupBound += cfg.WaitRancherPing + cfg.WaitRancherReady + cfg.WaitRancherRegistration + 30*time.Minute
+	}
+	sctx, cancel := context.WithTimeout(ctx, setupBound)
+	defer cancel()
+	tb, err := testbed.Run(sctx, s, selected, opts...)
 	DeferCleanup(func(ctx SpecContext) error { return tb.Terminate(ctx) }, NodeTimeout(2*time.Minute))
 	failOn(err, "testbed")
 	b, err := json.Marshal(tb.Description)
@@ -139,7 +164,12 @@ var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
 	DeferCleanup(f.Close)
 	st.nodes = runner.NewNodes(&st.desc, cfg.FreshNodes, cfg.Keep)
 	DeferCleanup(func(ctx SpecContext) error { return st.nodes.Close(ctx) }, NodeTimeout(2*time.Minute))
-}, NodeTimeout(15*time.Minute))
+	if st.desc.Skip == "" {
+		var err error
+		st.backend, err = runner.NewBackend(&st.desc)
+		Expect(err).NotTo(HaveOccurred(), "backend")
+	}
+}, NodeTimeout(3*time.Hour)) // bounded inside by the setup timeout (and the Rancher waits)
 
 // failOn fails the spec with err's message alone (no struct dump), so setup errors read as
 // the sentence they are.
@@ -183,9 +213,18 @@ func expectation(c matrix.Cell) oracle.Expectation {
 
 func cellSpec(c matrix.Cell) {
 	It(c.ID(), Label(c.Labels()...), func(ctx SpecContext) {
+		if st.desc.Skip != "" {
+			// The tier cannot run here: every cell says so, with the reason, in every report.
+			cr := report.CellResult{ID: c.ID(), Params: c, Labels: c.Labels(), Rerun: rerun(c), Status: report.StatusSkipped,
+				Expected: verdict.Unexpected, Observed: verdict.Unexpected, Message: cfg.Backend + " tier not run: " + st.desc.Skip}
+			b, _ := json.Marshal(cr)
+			AddReportEntry(entryName, string(b), ReportEntryVisibilityNever)
+			fmt.Fprintln(st.progress, progressLine(cr))
+			Skip(cr.Message)
+		}
 		res, err := runner.Run(ctx, &st.desc, st.nodes, c,
 			runner.WithTimeout(cfg.CellTimeout), runner.WithArtifacts(cfg.Artifacts),
-			runner.WithExpectation(expectation))
+			runner.WithExpectation(expectation), runner.WithBackend(st.backend))
 		cr := cellResult(c, res, err)
 		b, _ := json.Marshal(cr)
 		AddReportEntry(entryName, string(b), ReportEntryVisibilityNever)
@@ -201,6 +240,12 @@ func cellSpec(c matrix.Cell) {
 const entryName = "agenttls.cell"
 
 func rerun(c matrix.Cell) string {
+	if cfg.Backend == config.BackendRancher {
+		if cfg.RancherVersion != "" {
+			return fmt.Sprintf("make e2e RANCHER_VERSION=%s CELL='%s'", cfg.RancherVersion, c.ID())
+		}
+		return fmt.Sprintf("make e2e ARGS='-backend rancher -rancher-image %s' CELL='%s'", cfg.RancherImage, c.ID())
+	}
 	v := ""
 	if cfg.SystemAgentVersion != "" {
 		v = " SA_VERSION=" + cfg.SystemAgentVersion
@@ -235,7 +280,15 @@ func cellResult(c matrix.Cell, res *runner.Result, err error) report.CellResult 
 
 func progressLine(cr report.CellResult) string {
 	mark := "PASS"
-	if cr.Status != report.StatusPassed {
+	switch cr.Status {
+	case report.StatusPassed:
+	case report.StatusSkipped:
+		msg := cr.Message
+		if len(msg) > 110 {
+			msg = msg[:107] + "..."
+		}
+		return fmt.Sprintf("SKIP %-58s %s", cr.ID, msg)
+	default:
 		mark = "FAIL"
 	}
 	extra := ""

@@ -40,7 +40,25 @@ type Config struct {
 	FlipOracle         string        // self-test: invert the oracle's answer for this cell ID
 	RunID              string        // set when empty
 	ModuleRoot         string        // the repository root (fixtures/, scenarios/)
+
+	// The Rancher tier.
+	RancherImage            string        // image of the rancher backend (default rancher/rancher:<RancherVersion>; "emulator": the agenttls emulator stands in)
+	Nodes                   string        // node provider: plain (testcontainers) or k3d; default plain for emulator, k3d for rancher
+	WaitRancherPing         time.Duration // Rancher start until /ping answers
+	WaitRancherReady        time.Duration // then until its admission webhook runs
+	WaitRancherRegistration time.Duration // a new cluster's id and command, and /v3/connect/agent accepting its token
+	WaitNodeRegistered      time.Duration // the machine of a node whose script reported connection info
 }
+
+// Node providers.
+const (
+	NodesPlain = "plain"
+	NodesK3d   = "k3d"
+)
+
+// RancherImageEmulator as the rancher image stands the agenttls emulator in for Rancher: the
+// Rancher tier's whole code path (admin API, k3d nodes, mode switches) without the real image.
+const RancherImageEmulator = "emulator"
 
 // Default returns the configuration used when nothing is set.
 func Default() Config {
@@ -52,6 +70,11 @@ func Default() Config {
 		Hostname:      "rancher.agenttls.test",
 		CellTimeout:   60 * time.Second,
 		SetupTimeout:  10 * time.Minute,
+
+		WaitRancherPing:         8 * time.Minute,
+		WaitRancherReady:        10 * time.Minute,
+		WaitRancherRegistration: 10 * time.Minute,
+		WaitNodeRegistered:      time.Minute,
 	}
 }
 
@@ -80,6 +103,12 @@ func (c *Config) fields() []field {
 		{name: "shard", env: "AGENTTLS_SHARD", usage: "run part i of n of the cells, as i/n", str: &c.Shard},
 		{name: "flip-oracle", env: "AGENTTLS_FLIP_ORACLE", usage: "self-test: deliberately expect a wrong verdict for this cell ID", str: &c.FlipOracle},
 		{name: "run-id", env: "AGENTTLS_RUN_ID", usage: "run id (labels, artifacts); generated when empty", str: &c.RunID},
+		{name: "rancher-image", env: "AGENTTLS_RANCHER_IMAGE", usage: "rancher backend: the image (default rancher/rancher:<rancher-version>; \"emulator\" stands the agenttls emulator in, offline)", str: &c.RancherImage},
+		{name: "nodes", env: "AGENTTLS_NODES", usage: "node provider: plain (testcontainers) or k3d (default: plain for the emulator backend, k3d for rancher)", str: &c.Nodes},
+		{name: "wait-rancher-ping", env: "AGENTTLS_WAIT_RANCHER_PING", usage: "rancher backend: bound for Rancher's start until /ping answers", dur: &c.WaitRancherPing},
+		{name: "wait-rancher-ready", env: "AGENTTLS_WAIT_RANCHER_READY", usage: "rancher backend: bound for Rancher's admission webhook to run after /ping", dur: &c.WaitRancherReady},
+		{name: "wait-rancher-registration", env: "AGENTTLS_WAIT_RANCHER_REGISTRATION", usage: "rancher backend: bound for a new cluster's registration command and for Rancher to accept registrations", dur: &c.WaitRancherRegistration},
+		{name: "wait-node-registered", env: "AGENTTLS_WAIT_NODE_REGISTERED", usage: "rancher backend: bound for the machine of a node whose script reported connection info", dur: &c.WaitNodeRegistered},
 	}
 }
 
@@ -192,6 +221,24 @@ func (c *Config) finish() error {
 	}
 	if c.CellTimeout <= 0 || c.SetupTimeout <= 0 {
 		return errors.New("cell-timeout and setup-timeout must be positive durations")
+	}
+	if c.WaitRancherPing <= 0 || c.WaitRancherReady <= 0 || c.WaitRancherRegistration <= 0 || c.WaitNodeRegistered <= 0 {
+		return errors.New("the wait-rancher-* and wait-node-registered bounds must be positive durations")
+	}
+	if c.Nodes == "" {
+		c.Nodes = NodesPlain
+		if c.Backend == BackendRancher {
+			c.Nodes = NodesK3d
+		}
+	}
+	if c.Nodes != NodesPlain && c.Nodes != NodesK3d {
+		return fmt.Errorf("nodes %q: use %s (testcontainers) or %s (k3d-managed)", c.Nodes, NodesPlain, NodesK3d)
+	}
+	if c.Backend == BackendRancher && c.RancherImage == "" {
+		if c.RancherVersion == "" {
+			return errors.New("the rancher backend needs the Rancher version to run (rancher-version / RANCHER_VERSION, e.g. v2.15.0) or an image (rancher-image)")
+		}
+		c.RancherImage = "rancher/rancher:" + c.RancherVersion
 	}
 	if _, _, err := matrix.ParseShard(c.Shard); err != nil {
 		return err

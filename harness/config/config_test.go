@@ -86,3 +86,33 @@ func TestBadInputSaysWhatToDo(t *testing.T) {
 		}
 	}
 }
+
+func TestRancherTierSettings(t *testing.T) {
+	c, err := resolve(t, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Nodes != NodesPlain || c.RancherImage != "" {
+		t.Fatalf("hermetic defaults: nodes %q image %q", c.Nodes, c.RancherImage)
+	}
+	if _, err := resolve(t, []string{"-harness.backend=rancher"}, nil); err == nil || !strings.Contains(err.Error(), "RANCHER_VERSION") {
+		t.Fatalf("rancher backend without a version: %v", err)
+	}
+	c, err = resolve(t, []string{"-harness.backend=rancher"}, map[string]string{"RANCHER_VERSION": "v2.15.0", "AGENTTLS_WAIT_RANCHER_PING": "3m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RancherImage != "rancher/rancher:v2.15.0" || c.Nodes != NodesK3d || c.WaitRancherPing != 3*time.Minute || c.SystemAgentVersion != "v0.15.0" {
+		t.Fatalf("rancher tier: %+v", c)
+	}
+	c, err = resolve(t, []string{"-harness.backend=rancher", "-harness.rancher-image=emulator", "-harness.nodes=plain"}, nil)
+	if err != nil || c.RancherImage != RancherImageEmulator || c.Nodes != NodesPlain {
+		t.Fatalf("stand-in: %v %+v", err, c)
+	}
+	if _, err := resolve(t, []string{"-harness.nodes=kind"}, nil); err == nil {
+		t.Fatal("an unknown node provider was accepted")
+	}
+	if _, err := resolve(t, []string{"-harness.wait-node-registered=0s"}, nil); err == nil {
+		t.Fatal("a zero wait was accepted")
+	}
+}

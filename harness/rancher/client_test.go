@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -54,6 +55,7 @@ func startEmulator(t *testing.T, mutate func(*emulator.Config)) *emuFixture {
 		t.Fatal(err)
 	}
 	srv := httptest.NewUnstartedServer(emu.Handler())
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are the point of some tests
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{leaf.TLS}}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/agenttls/agenttls/harness/k3d"
 	"github.com/agenttls/agenttls/harness/node"
 	"github.com/agenttls/agenttls/harness/sweep"
 	"github.com/agenttls/agenttls/harness/testbed"
@@ -32,9 +34,24 @@ type Nodes struct {
 	seq  int
 }
 
+// Node is what the runner needs of a node container, whoever manages it (testcontainers for
+// plain nodes, k3d for k3d nodes).
+type Node interface {
+	// ExecStream runs cmd as root, streaming lines, and stops it (and its process tree) when ctx
+	// ends; see node.Node.ExecStream.
+	ExecStream(ctx context.Context, cmd []string, stdout, stderr io.Writer) (int, error)
+	IP(ctx context.Context, network string) (string, error)
+	Terminate(ctx context.Context) error
+}
+
+// plainNode adapts a testcontainers node.
+type plainNode struct{ *node.Node }
+
+func (n plainNode) Terminate(ctx context.Context) error { return n.Node.Terminate(ctx) }
+
 // Lease is one node lent to one cell.
 type Lease struct {
-	Node  *node.Node
+	Node  Node
 	IP    string
 	image string
 	// Started is how long it took to start the node (0 when reused).
@@ -62,7 +79,7 @@ func (p *Nodes) Get(ctx context.Context, img string) (*Lease, error) {
 	p.mu.Unlock()
 
 	start := time.Now()
-	n, err := node.Run(ctx, img, node.WithNetwork(p.d.Network), node.WithLabels(sweep.Labels(p.d.RunID)), node.WithName(name))
+	n, err := p.start(ctx, img, name)
 	lease := &Lease{Node: n, image: img}
 	if n != nil {
 		p.mu.Lock()
@@ -77,6 +94,25 @@ func (p *Nodes) Get(ctx context.Context, img string) (*Lease, error) {
 	}
 	lease.Started = time.Since(start)
 	return lease, nil
+}
+
+// start starts a node with the testbed's provider. It returns the node even with an error
+// whenever a container was made, so that the pool removes it.
+func (p *Nodes) start(ctx context.Context, img, name string) (Node, error) {
+	labels := sweep.Labels(p.d.RunID)
+	if p.d.Nodes == "k3d" {
+		n, err := k3d.RunNode(ctx, img, k3d.WithName(name), k3d.WithNetwork(p.d.Network), k3d.WithLabels(labels),
+			k3d.WithPrivileged(p.d.NodesPrivileged))
+		if n == nil {
+			return nil, err
+		}
+		return n, err
+	}
+	n, err := node.Run(ctx, img, node.WithNetwork(p.d.Network), node.WithLabels(labels), node.WithName(name))
+	if n == nil {
+		return nil, err
+	}
+	return plainNode{n}, err
 }
 
 // Put returns a node after its cell. A node whose cell went wrong in the harness (broken is

@@ -11,18 +11,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/agenttls/agenttls/harness/classify"
 	"github.com/agenttls/agenttls/harness/command"
-	"github.com/agenttls/agenttls/harness/emulator"
-	"github.com/agenttls/agenttls/harness/emulator/accesslog"
 	"github.com/agenttls/agenttls/harness/matrix"
 	"github.com/agenttls/agenttls/harness/oracle"
 	"github.com/agenttls/agenttls/harness/testbed"
@@ -68,6 +64,19 @@ type options struct {
 	artifacts  string
 	expect     func(matrix.Cell) oracle.Expectation
 	insecureFn func(matrix.CAKind) bool
+	backend    Backend
+}
+
+// WithBackend runs the cell with b (made once per process with NewBackend); by default Run
+// makes one for the testbed's tier.
+func WithBackend(b Backend) Option {
+	return func(o *options) error {
+		if b == nil {
+			return errors.New("WithBackend: nil backend")
+		}
+		o.backend = b
+		return nil
+	}
 }
 
 // Option configures Run.
@@ -107,13 +116,15 @@ func Run(ctx context.Context, d *testbed.Description, nodes *Nodes, c matrix.Cel
 			return nil, fmt.Errorf("run cell %s: %w", c.ID(), err)
 		}
 	}
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
-
 	t, err := d.For(c)
 	if err != nil {
 		return nil, fmt.Errorf("run cell %s: %w", c.ID(), err)
+	}
+	b := o.backend
+	if b == nil {
+		if b, err = NewBackend(d); err != nil {
+			return nil, fmt.Errorf("run cell %s: %w", c.ID(), err)
+		}
 	}
 	res := &Result{Cell: c}
 	if o.expect != nil {
@@ -121,14 +132,27 @@ func Run(ctx context.Context, d *testbed.Description, nodes *Nodes, c matrix.Cel
 	} else {
 		res.Expected = Expect(d, c)
 	}
-	served := ""
-	if c.CA != matrix.CAPublic {
-		served = t.Checksums.Correct
+	base, err := b.NodeCommand(c, t)
+	if err != nil {
+		return nil, fmt.Errorf("run cell %s: %w", c.ID(), err)
 	}
-	res.Command, err = command.ForCell(command.NodeCommand(t.ServerURL, d.Token(c), served, nil), c, t.Checksums, o.insecureFn(c.CA))
+	res.Command, err = command.ForCell(base, c, t.Checksums, o.insecureFn(c.CA))
 	if err != nil {
 		return nil, err
 	}
+
+	// The server in the cell's mode (a no-op where each mode has its own server), held until
+	// the cell is done. Waiting for a switch has its own bound; the cell's starts after it.
+	hctx, hcancel := context.WithTimeout(ctx, o.timeout)
+	release, err := b.Hold(hctx, c)
+	hcancel()
+	if err != nil {
+		return res, fmt.Errorf("run cell %s: %w", c.ID(), err)
+	}
+	defer release()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
 
 	// The node: its system store is the cell's (the node image); /etc/hosts is set below.
 	lease, err := nodes.Get(ctx, t.NodeImage)
@@ -149,20 +173,10 @@ func Run(ctx context.Context, d *testbed.Description, nodes *Nodes, c matrix.Cel
 	res.Timings.NodeStart = lease.Started
 	res.NodeAddress = lease.IP
 
-	emu := &accesslog.Client{BaseURL: t.Emulator}
-	var px *accesslog.Client
-	if t.Proxy != "" {
-		px = &accesslog.Client{BaseURL: t.Proxy}
-	}
-	emuSeq, err := emu.Seq(ctx)
+	// Where the server's records stand before the script.
+	mark, err := b.Mark(ctx, t)
 	if err != nil {
-		return res, fmt.Errorf("run cell %s: emulator: %w", c.ID(), err)
-	}
-	var pxSeq uint64
-	if px != nil {
-		if pxSeq, err = px.Seq(ctx); err != nil {
-			return res, fmt.Errorf("run cell %s: proxy: %w", c.ID(), err)
-		}
+		return res, fmt.Errorf("run cell %s: %w", c.ID(), err)
 	}
 
 	// The script, streamed into the classifier; stopped once a verdict is proven.
@@ -197,6 +211,7 @@ func Run(ctx context.Context, d *testbed.Description, nodes *Nodes, c matrix.Cel
 	res.Timings.Script = time.Since(scriptStart)
 	mu.Lock()
 	decided := cl.Decided()
+	reportedInfo := cl.Proven() == verdict.Registered
 	mu.Unlock()
 	timedOut := false
 	switch {
@@ -212,9 +227,13 @@ func Run(ctx context.Context, d *testbed.Description, nodes *Nodes, c matrix.Cel
 
 	// Server-side evidence, with a context of its own (the cell's may be spent).
 	evStart := time.Now()
-	ectx, ecancel := context.WithTimeout(context.Background(), 15*time.Second)
+	bound := 15 * time.Second
+	if r, ok := d.Rancher[c.CA]; ok {
+		bound += r.WaitNodeRegistered // Rancher may take a moment to show the machine
+	}
+	ectx, ecancel := context.WithTimeout(context.Background(), bound)
 	defer ecancel()
-	sv, err := serverView(ectx, emu, px, emuSeq, pxSeq, c.Slug(), res.NodeAddress)
+	sv, err := b.Evidence(ectx, c, t, mark, n, res.NodeAddress, reportedInfo)
 	if err != nil {
 		return res, fmt.Errorf("run cell %s: read server records: %w", c.ID(), err)
 	}
@@ -244,36 +263,6 @@ func Run(ctx context.Context, d *testbed.Description, nodes *Nodes, c matrix.Cel
 // comes before the script (see InsecureDownload).
 func Expect(d *testbed.Description, c matrix.Cell) oracle.Expectation {
 	return oracle.ExpectCommand(c, d.Profile, oracle.Server{StrictVerify: oracle.PreambleStyle(d.Preamble)}, InsecureDownload(c.CA))
-}
-
-func serverView(ctx context.Context, emu, px *accesslog.Client, emuSeq, pxSeq uint64, name, nodeIP string) (classify.ServerView, error) {
-	sv := classify.ServerView{RequestsCounted: true}
-	var regs emulator.RegistrationList
-	q := url.Values{"name": {name}, "since": {strconv.FormatUint(emuSeq, 10)}}
-	if err := emu.Do(ctx, "GET", emulator.PathRegistrations+"?"+q.Encode(), nil, &regs); err != nil {
-		return sv, err
-	}
-	for _, r := range regs.Registrations {
-		sv.Registrations = append(sv.Registrations, classify.Registration{InterceptedBy: r.InterceptedBy})
-	}
-	// Requests the node made: straight to the emulator (direct path) or to the proxy.
-	client := emu
-	since := emuSeq
-	if px != nil {
-		client, since = px, pxSeq
-	}
-	reqs, err := client.Requests(ctx, nodeIP, since)
-	if err != nil {
-		return sv, err
-	}
-	// The command's own download of the script is not the script's request: the strict abort
-	// must come before any request the script makes.
-	for _, r := range reqs.Requests {
-		if r.Path != scriptPath {
-			sv.Requests++
-		}
-	}
-	return sv, nil
 }
 
 // exitGrace is how long a script that proved a verdict it exits on may take to exit.

@@ -25,7 +25,7 @@ func (k serverKeyParts) String() string { return serverKey(k.ca, k.mode, k.proxy
 func serverKey(ca matrix.CAKind, mode matrix.Mode, proxy string) string {
 	kind := proxy
 	if kind == "" {
-		kind = "emulator"
+		kind = "server"
 	}
 	return fmt.Sprintf("%s/%s/%s", kind, ca, mode)
 }
@@ -43,13 +43,18 @@ func proxyKind(p matrix.Path) string {
 	}
 }
 
-// needs lists the servers the cells use.
-func needs(cells []matrix.Cell) map[serverKeyParts]bool {
+// needs lists the servers the cells use. With anyMode, one server (and one of each proxy) per
+// CA kind serves both modes, as in the Rancher tier.
+func needs(cells []matrix.Cell, anyModeServers bool) map[serverKeyParts]bool {
 	n := map[serverKeyParts]bool{}
 	for _, c := range cells {
-		n[serverKeyParts{ca: c.CA, mode: c.Mode}] = true
+		mode := c.Mode
+		if anyModeServers {
+			mode = anyMode
+		}
+		n[serverKeyParts{ca: c.CA, mode: mode}] = true
 		if k := proxyKind(c.Path); k != "" {
-			n[serverKeyParts{ca: c.CA, mode: c.Mode, proxy: k}] = true
+			n[serverKeyParts{ca: c.CA, mode: mode, proxy: k}] = true
 		}
 	}
 	return n

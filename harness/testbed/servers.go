@@ -35,6 +35,9 @@ type serverSpec struct {
 	labels  map[string]string
 	cmd     []string
 	files   []file
+	// publishHTTPS also publishes the HTTPS port on 127.0.0.1 (a Rancher stand-in the admin
+	// client talks to).
+	publishHTTPS bool
 }
 
 // startServer starts a server container from the tools image and waits until its control API
@@ -46,6 +49,10 @@ func startServer(ctx context.Context, s serverSpec) (testcontainers.Container, e
 			Reader: bytes.NewReader(f.data), ContainerFilePath: f.path, FileMode: f.mode,
 		})
 	}
+	ports := []string{"127.0.0.1::" + controlPort}
+	if s.publishHTTPS {
+		ports = append(ports, "127.0.0.1::"+httpsPort)
+	}
 	req := testcontainers.ContainerRequest{
 		Name:         s.name,
 		Image:        s.image,
@@ -53,7 +60,7 @@ func startServer(ctx context.Context, s serverSpec) (testcontainers.Container, e
 		Cmd:          s.cmd[1:],
 		Labels:       s.labels,
 		Networks:     []string{s.network},
-		ExposedPorts: []string{"127.0.0.1::" + controlPort},
+		ExposedPorts: ports,
 		Files:        files,
 	}
 	c, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{

@@ -49,6 +49,41 @@ type Description struct {
 	ScriptSHA256  string         `json:"scriptSha256"`
 	Profile       script.Profile `json:"profile"`
 	Preamble      string         `json:"preamble"`
+
+	// Backend is config.BackendEmulator (hermetic) or config.BackendRancher.
+	Backend string `json:"backend"`
+	// Rancher holds, in the Rancher tier, the Rancher of each CA kind.
+	Rancher map[matrix.CAKind]RancherEndpoint `json:"rancher,omitempty"`
+	// Skip, when set, is why this tier cannot run here (the Rancher image cannot be obtained):
+	// every cell is reported skipped with it.
+	Skip string `json:"skip,omitempty"`
+	// Nodes is the node provider (config.NodesPlain or config.NodesK3d); NodesPrivileged says
+	// whether k3d nodes may run privileged on this host.
+	Nodes           string `json:"nodes"`
+	NodesPrivileged bool   `json:"nodesPrivileged"`
+}
+
+// RancherEndpoint is one running Rancher of the Rancher tier and what the runner needs of it.
+type RancherEndpoint struct {
+	// URL is its HTTPS address on the host (https://127.0.0.1:<port>); IP its address on the
+	// run's network.
+	URL string `json:"url"`
+	IP  string `json:"ip"`
+	// RootCA (PEM) verifies its certificate; AdminToken is the logged-in API token.
+	RootCA     []byte `json:"rootCA"`
+	AdminToken string `json:"adminToken"`
+	// Cluster is the custom cluster the nodes join, with its registration command as Rancher
+	// renders it.
+	ClusterName string `json:"clusterName"`
+	ClusterID   string `json:"clusterId"`
+	NodeCommand string `json:"nodeCommand"`
+	// HasAgentTLSMode is false on Rancher versions without the setting.
+	HasAgentTLSMode bool `json:"hasAgentTLSMode"`
+	// ModeLock is the file the processes lock to share or switch agent-tls-mode.
+	ModeLock string `json:"modeLock"`
+	// WaitNodeRegistered bounds the wait for a machine; Poll is the waits' interval.
+	WaitNodeRegistered time.Duration `json:"waitNodeRegistered"`
+	Poll               time.Duration `json:"poll"`
 }
 
 // Target is where one cell runs.
@@ -69,13 +104,26 @@ type Target struct {
 
 // For returns the target of cell c, or an error if the testbed was not started for it.
 func (d *Description) For(c matrix.Cell) (Target, error) {
-	emu, ok := d.Servers[serverKey(c.CA, c.Mode, "")]
-	if !ok {
-		return Target{}, fmt.Errorf("testbed has no emulator for %s/%s: start it with the cell's scenario", c.CA, c.Mode)
+	var t Target
+	mode := c.Mode
+	if d.Backend == backendRancher {
+		// One Rancher per CA kind serves both modes (switched between cell groups), and so does
+		// each proxy in front of it.
+		r, ok := d.Rancher[c.CA]
+		if !ok {
+			return Target{}, fmt.Errorf("testbed has no Rancher for CA kind %s: start it with the cell's scenario", c.CA)
+		}
+		mode = anyMode
+		t = Target{ServerURL: "https://" + d.Hostname, HostIP: r.IP, Checksums: d.Checksums[c.CA]}
+	} else {
+		emu, ok := d.Servers[serverKey(c.CA, c.Mode, "")]
+		if !ok {
+			return Target{}, fmt.Errorf("testbed has no emulator for %s/%s: start it with the cell's scenario", c.CA, c.Mode)
+		}
+		t = Target{ServerURL: "https://" + d.Hostname, HostIP: emu.IP, Emulator: emu.Control, Checksums: d.Checksums[c.CA]}
 	}
-	t := Target{ServerURL: "https://" + d.Hostname, HostIP: emu.IP, Emulator: emu.Control, Checksums: d.Checksums[c.CA]}
 	if c.Path != matrix.PathDirect {
-		px, ok := d.Servers[serverKey(c.CA, c.Mode, proxyKind(c.Path))]
+		px, ok := d.Servers[serverKey(c.CA, mode, proxyKind(c.Path))]
 		if !ok {
 			return Target{}, fmt.Errorf("testbed has no %s proxy for %s/%s", c.Path, c.CA, c.Mode)
 		}
@@ -109,6 +157,27 @@ type options struct {
 	keep      bool
 	progress  io.Writer
 	nodeImage string
+	nodes     string
+	artifacts string
+	rancher   *rancherOptions
+}
+
+// WithNodes chooses the node provider the runner uses: "plain" (default) or "k3d". For k3d the
+// testbed finds out whether this host allows privileged containers.
+func WithNodes(provider string) Option {
+	return func(o *options) error {
+		switch provider {
+		case nodesPlain, nodesK3d:
+			o.nodes = provider
+			return nil
+		}
+		return fmt.Errorf("node provider %q: use %s or %s", provider, nodesPlain, nodesK3d)
+	}
+}
+
+// WithArtifacts is where the testbed writes its servers' logs (Rancher's in the Rancher tier).
+func WithArtifacts(dir string) Option {
+	return func(o *options) error { o.artifacts = dir; return nil }
 }
 
 // Option configures Run.
@@ -141,7 +210,7 @@ func WithProgress(w io.Writer) Option { return func(o *options) error { o.progre
 // Run starts a testbed for cells running script s. It returns the testbed even on error, so
 // the caller can Terminate what was started; register that before checking the error.
 func Run(ctx context.Context, s *script.Script, cells []matrix.Cell, opts ...Option) (*Testbed, error) {
-	o := options{hostname: "rancher.agenttls.test", preamble: "export", progress: io.Discard}
+	o := options{hostname: "rancher.agenttls.test", preamble: "export", progress: io.Discard, nodes: nodesPlain}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, fmt.Errorf("testbed: %w", err)
@@ -156,7 +225,14 @@ func Run(ctx context.Context, s *script.Script, cells []matrix.Cell, opts ...Opt
 	tb.TokenSecret = randomHex(16)
 	tb.Servers = map[string]endpoint{}
 	tb.NodeImages = map[string]string{}
-	if err := tb.start(ctx, s, cells, o); err != nil {
+	tb.Nodes = o.nodes
+	tb.Backend = backendEmulator
+	start := tb.start
+	if o.rancher != nil {
+		tb.Backend = backendRancher
+		start = tb.startRancherTier
+	}
+	if err := start(ctx, s, cells, o); err != nil {
 		return tb, fmt.Errorf("start testbed %s: %w", tb.RunID, err)
 	}
 	return tb, nil
@@ -213,7 +289,10 @@ func (tb *Testbed) start(ctx context.Context, s *script.Script, cells []matrix.C
 
 	// Servers (emulators first: proxies need their addresses) and the node images of each trust
 	// profile are independent, so both go at once.
-	need := needs(cells)
+	if err := tb.probeNodes(ctx, base, labels, logf); err != nil {
+		return err
+	}
+	need := needs(cells, false)
 	var emus, proxies []serverKeyParts
 	for k := range need {
 		if k.proxy == "" {
