@@ -104,7 +104,7 @@ func TestStrictVerifyOf(t *testing.T) {
 	for script, want := range map[string]string{
 		"#!/usr/bin/env sh\nexport STRICT_VERIFY='true'\nX=1\n": "true",
 		"#!/usr/bin/env sh\nSTRICT_VERIFY=\"false\"\n":          "false",
-		"#!/usr/bin/env sh\nCATTLE_SERVER=https://r\n":           "",
+		"#!/usr/bin/env sh\nCATTLE_SERVER=https://r\n":          "",
 	} {
 		if got := strictVerifyOf([]byte(script)); got != want {
 			t.Errorf("%q: %q, want %q", script, got, want)
