@@ -67,3 +67,48 @@ lint:
 
 ci:
 	bash .ci/run
+
+# Reports (docs/reports.md). OLD/NEW/RESULTS/PARTS name results files or the folders holding them.
+BASELINE ?= fixtures/baseline/results.json
+OLD ?= $(BASELINE)
+NEW ?= $(ARTIFACTS)/results.json
+VERSIONS ?=
+PARTS ?=
+OUT ?= $(ARTIFACTS)/merged
+RESULTS ?=
+
+# diff and baseline run the built binary: `go run` turns every non-zero exit into 1, and diff's
+# exit codes (1 regression, 2 bad input) matter to them.
+REPORT_BIN := bin/agenttls
+
+.PHONY: merge baseline $(REPORT_BIN)
+
+$(REPORT_BIN):
+	@go build -o $@ ./cmd/agenttls
+
+## diff: compare two runs (default: the baseline and the last run); exit 1 on a regression, 2 on bad input
+diff: $(REPORT_BIN)
+	$(REPORT_BIN) report diff $(OLD) $(NEW) -md $(ARTIFACTS)/diff.md -html $(ARTIFACTS)/diff.html
+
+## versions: the matrix once per system-agent version (VERSIONS=v0.3.4,v0.15.0; default: every served one) and the version table
+versions: deps
+	$(AGENTTLS) sweep-versions $(if $(VERSIONS),-versions $(VERSIONS)) -scenario $(SCENARIO) -artifacts $(ARTIFACTS)/sweep $(if $(ARGS),-- $(ARGS))
+
+## merge: join the results of the shards of one run (PARTS="a/results.json b/results.json") into OUT
+merge:
+	@test -n "$(PARTS)" || { echo 'usage: make merge PARTS="shard1/results.json shard2/results.json ..." [OUT=dir]' >&2; exit 2; }
+	$(AGENTTLS) report merge -o $(OUT) $(PARTS)
+
+## baseline: accept RESULTS as the baseline the gate diffs against (shows the diff first; commit the file after)
+baseline: $(REPORT_BIN)
+	@test -n "$(RESULTS)" || { echo 'usage: make baseline RESULTS=path/to/results.json' >&2; exit 2; }
+	@if [ -f $(BASELINE) ]; then \
+		$(REPORT_BIN) report diff $(BASELINE) $(RESULTS); rc=$$?; \
+		if [ $$rc -gt 1 ]; then echo "baseline: $(RESULTS) cannot be compared with $(BASELINE) (see above): fix that, or delete $(BASELINE) to start afresh" >&2; exit $$rc; fi; \
+		if [ $$rc = 1 ]; then echo "baseline: accepting a run that REGRESSED against the current baseline: say why in the commit message"; fi; \
+	else \
+		tmp=$$(mktemp -d) && $(REPORT_BIN) report render $(RESULTS) -o $$tmp >/dev/null; rc=$$?; rm -rf $$tmp; [ $$rc = 0 ] || exit 2; \
+	fi
+	@mkdir -p $(dir $(BASELINE))
+	cp $(if $(filter %.json,$(RESULTS)),$(RESULTS),$(RESULTS)/results.json) $(BASELINE)
+	@echo "baseline: $(BASELINE) replaced; review 'git diff --stat $(BASELINE)' and commit it with the reason"
