@@ -292,6 +292,10 @@ func (r hostRuntime) CreateNode(ctx context.Context, kn *k3dtypes.Node) error {
 		return fmt.Errorf("translate k3d node %s: %w", kn.Name, err)
 	}
 	adjust(&dn.HostConfig, r.init, r.privileged)
+	// k3d uses the node name as host name, which the kernel bounds to 64 bytes.
+	if h := dn.ContainerConfig.Hostname; len(h) > 63 {
+		dn.ContainerConfig.Hostname = strings.Trim(h[:63], "-.")
+	}
 	cli, err := dockerx.Client(ctx)
 	if err != nil {
 		return err
