@@ -53,9 +53,6 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := cfg.Resolve(fs, "", os.LookupEnv); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	if cfg.Backend == config.BackendRancher {
-		return errors.New("the rancher backend is not wired into `run` yet: use the hermetic tier (the default)")
-	}
 
 	// Everything that can be checked before anything starts.
 	selected, err := selectForRun(cfg, *cells, *rerunFailed)
