@@ -215,8 +215,9 @@ func cellSpec(c matrix.Cell) {
 	It(c.ID(), Label(c.Labels()...), func(ctx SpecContext) {
 		if st.desc.Skip != "" {
 			// The tier cannot run here: every cell says so, with the reason, in every report.
+			e := expectation(c)
 			cr := report.CellResult{ID: c.ID(), Params: c, Labels: c.Labels(), Rerun: rerun(c), Status: report.StatusSkipped,
-				Expected: verdict.Unexpected, Observed: verdict.Unexpected, Message: cfg.Backend + " tier not run: " + st.desc.Skip}
+				Expected: e.Verdict, Reason: e.Reason, Observed: verdict.Unexpected, Message: cfg.Backend + " tier not run: " + st.desc.Skip}
 			b, _ := json.Marshal(cr)
 			AddReportEntry(entryName, string(b), ReportEntryVisibilityNever)
 			fmt.Fprintln(st.progress, progressLine(cr))
