@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -248,13 +249,7 @@ func (o *options) request() []testcontainers.ContainerCustomizer {
 	}
 	env := map[string]string{"CATTLE_BOOTSTRAP_PASSWORD": o.password}
 	maps.Copy(env, o.env)
-	tlsConf := &tls.Config{RootCAs: o.roots, MinVersion: tls.VersionTLS12}
-	ping := wait.ForHTTP("/ping").WithPort(HTTPSPort).WithTLS(true, tlsConf).
-		WithResponseMatcher(func(body io.Reader) bool {
-			b, _ := io.ReadAll(io.LimitReader(body, 64))
-			return strings.TrimSpace(string(b)) == "pong"
-		}).
-		WithStartupTimeout(o.intervals.Ping).WithPollInterval(o.intervals.Poll)
+	ping := &PingStrategy{Roots: o.roots, Bound: o.intervals.Ping, Poll: o.intervals.Poll}
 	ready := wait.ForExec(webhookReady).WithExitCode(0).WithStartupTimeout(o.intervals.Ready).WithPollInterval(o.intervals.Poll)
 
 	c := []testcontainers.ContainerCustomizer{
@@ -329,6 +324,58 @@ func Run(ctx context.Context, img string, opts ...Option) (*Container, error) {
 		return c, fmt.Errorf("run rancher %s: %w%s", img, err, c.tail(context.WithoutCancel(ctx)))
 	}
 	return c, nil
+}
+
+// PingStrategy waits until Rancher answers GET /ping with "pong" over HTTPS on its published port
+// on 127.0.0.1, verifying its certificate against Roots (the port is published on 127.0.0.1
+// only, whatever host testcontainers would guess). It fails at once when the container exits.
+type PingStrategy struct {
+	Roots *x509.CertPool
+	Bound time.Duration
+	Poll  time.Duration
+}
+
+var _ wait.StrategyTimeout = (*PingStrategy)(nil)
+
+// Timeout is the strategy's bound.
+func (p *PingStrategy) Timeout() *time.Duration { return &p.Bound }
+
+func (p *PingStrategy) String() string { return "GET /ping over HTTPS answers pong" }
+
+// WaitUntilReady implements wait.Strategy.
+func (p *PingStrategy) WaitUntilReady(ctx context.Context, target wait.StrategyTarget) error {
+	ctx, cancel := context.WithTimeout(ctx, p.Bound)
+	defer cancel()
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		Proxy:           nil,
+		TLSClientConfig: &tls.Config{RootCAs: p.Roots, MinVersion: tls.VersionTLS12},
+	}}
+	defer hc.CloseIdleConnections()
+	last := "no answer yet"
+	for {
+		if st, err := target.State(ctx); err == nil && !st.Running {
+			return fmt.Errorf("rancher exited (code %d) before /ping answered; see its log", st.ExitCode)
+		}
+		if port, err := target.MappedPort(ctx, HTTPSPort); err == nil {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://127.0.0.1:"+port.Port()+"/ping", nil)
+			resp, err := hc.Do(req)
+			if err == nil {
+				b, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK && strings.TrimSpace(string(b)) == "pong" {
+					return nil
+				}
+				last = fmt.Sprintf("HTTP %d %q", resp.StatusCode, strings.TrimSpace(string(b)))
+			} else {
+				last = err.Error()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("rancher's /ping did not answer pong within %s (wait-rancher-ping; last: %s)", p.Bound, last)
+		case <-time.After(p.Poll):
+		}
+	}
 }
 
 // logWriter copies Rancher's log lines into the container's log file.

