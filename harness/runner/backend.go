@@ -56,7 +56,11 @@ func NewBackend(d *testbed.Description) (Backend, error) {
 		if !pool.AppendCertsFromPEM(ep.RootCA) {
 			return nil, fmt.Errorf("rancher %s: the testbed's root CA holds no certificate", ca)
 		}
-		c, err := rancher.NewClient(ep.URL, rancher.WithRootCAs(pool), rancher.WithToken(ep.AdminToken), rancher.WithPollInterval(ep.Poll))
+		opts := []rancher.ClientOption{rancher.WithRootCAs(pool), rancher.WithToken(ep.AdminToken)}
+		if ep.Poll > 0 {
+			opts = append(opts, rancher.WithPollInterval(ep.Poll))
+		}
+		c, err := rancher.NewClient(ep.URL, opts...)
 		if err != nil {
 			return nil, err
 		}
