@@ -323,10 +323,11 @@ func reportDiff(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	d, err := report.Diff(old, cur, opts...)
 	if err != nil {
-		if !*partial && strings.Contains(err.Error(), "different matrices") {
-			return badInput("%v (flag -partial)", err)
+		msg := strings.TrimPrefix(err.Error(), "diff: ")
+		if !*partial && strings.Contains(msg, "different matrices") {
+			return badInput("%s (flag -partial)", msg)
 		}
-		return badInput("%v", err)
+		return badInput("%s", msg)
 	}
 	if old.ToolVersion != cur.ToolVersion && old.ToolVersion != "" && cur.ToolVersion != "" {
 		fmt.Fprintf(stderr, "agenttls report diff: note: the runs were written by agenttls %s and %s (same schema %s)\n", old.ToolVersion, cur.ToolVersion, cur.Schema)
@@ -434,7 +435,7 @@ func reportMerge(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	m, err := report.Merge(parts...)
 	if err != nil {
-		return badInput("%v", err)
+		return badInput("%s", strings.TrimPrefix(err.Error(), "merge: "))
 	}
 	for i, p := range pos {
 		if err := copyTranscripts(filepath.Dir(resultsPath(p)), *out, parts[i].Cells); err != nil {

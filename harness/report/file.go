@@ -136,8 +136,12 @@ func Unmarshal(name string, data []byte) (*Results, error) {
 	if err := json.Unmarshal(data, &probe); err != nil {
 		var syn *json.SyntaxError
 		if len(bytes.TrimSpace(data)) == 0 || errors.As(err, &syn) || errors.Is(err, io.ErrUnexpectedEOF) {
+			hint := "was the run interrupted while writing it?"
+			if t := bytes.TrimSpace(data); len(t) > 0 && t[0] != '{' && t[0] != '[' {
+				hint = "it is not a results file at all: give the results.json a run wrote"
+			}
 			return nil, &kindError{
-				msg:  fmt.Sprintf("results file %s is truncated or not JSON: %v (was the run interrupted while writing it?)", name, err),
+				msg:  fmt.Sprintf("results file %s is truncated or not JSON: %v (%s)", name, err, hint),
 				kind: ErrNotJSON, cause: err,
 			}
 		}
