@@ -24,9 +24,10 @@ RUN_FLAGS = -scenario $(SCENARIO) -artifacts $(ARTIFACTS) \
 conformance: deps
 	$(AGENTTLS) run $(RUN_FLAGS)
 
-## e2e: the same suite; with RANCHER_VERSION set it runs against the real rancher/rancher image
+## e2e: the same suite; with RANCHER_VERSION set it runs against the real rancher/rancher image,
+## and fails (exit 3) when that image cannot be had and the cells are skipped
 e2e: deps
-	$(AGENTTLS) run $(RUN_FLAGS) $(if $(RANCHER_VERSION),-backend rancher)
+	$(AGENTTLS) run $(RUN_FLAGS) $(if $(RANCHER_VERSION),-backend rancher -fail-on-skip)
 
 ## test: unit tests, container integration tests and the suite's self-tests
 test: deps

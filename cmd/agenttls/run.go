@@ -28,7 +28,8 @@ import (
 
 // runCmd is the main job: it checks everything it can before starting anything, runs the
 // Ginkgo suite in e2e/ across several processes, prints one line per finished cell, and ends
-// with the summary table. The exit code is non-zero when any cell differs from the oracle.
+// with the summary table. The exit code is 1 when any cell differs from the oracle, 3 when
+// -fail-on-skip is set and a cell was skipped.
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := config.Default()
 	fs := newFlags("run", stderr)
@@ -194,8 +195,16 @@ loop:
 		}
 		return exitError{1}
 	}
+	if n := res.Counts(); cfg.FailOnSkip && n.Skipped > 0 {
+		fmt.Fprintf(stderr, "agenttls: %d of %d cell(s) were skipped and -fail-on-skip is set: nothing was proven for them (the reason is in the DETAIL column above)\n", n.Skipped, n.Total)
+		return exitError{exitSkipped}
+	}
 	return nil
 }
+
+// exitSkipped is the exit code of a run that had skipped cells under -fail-on-skip, apart from
+// 1 (a cell differs from the oracle) so that a gate can tell "not run" from "regressed".
+const exitSkipped = 3
 
 // defaultProcs: cells wait on containers part of the time, so twice as many processes as cores
 // pay off; more only add contention (make bench with AGENTTLS_BENCH_PROCS=4,6,8 measured 60 s,

@@ -273,3 +273,99 @@ func TestBadInputIsRefusedBeforeAnythingStarts(t *testing.T) {
 		})
 	}
 }
+
+// The Rancher tier's whole code path (admin API login, server-url, custom cluster, Rancher's
+// nodeCommand, mode switches, k3d-managed nodes, the machine check) with the emulator standing in
+// for the rancher/rancher image: one cell's expectation is flipped, so one cell fails, and the
+// run must still remove every k3d node and container it made.
+func TestRancherTierWithStandInFailsTheFlippedCellAndLeavesNothing(t *testing.T) {
+	cli := dockertest.Require(t)
+	id := dockertest.RunID(t)
+	dir := t.TempDir()
+	flipped := "public/strict/cs-absent/sv-unset/direct"
+	registered := "private/strict/cs-absent/sv-unset/direct"
+	switched := "private/system-store/cs-absent/sv-false/mitm"
+	r := agenttls(t, nil, "run", "-backend", "rancher", "-rancher-image", config.RancherImageEmulator, "-nodes", "k3d",
+		"-cell", flipped+","+registered+","+switched, "-flip-oracle", flipped, "-artifacts", dir, "-run-id", id, "-procs", "2")
+	if r.code != 1 {
+		t.Fatalf("Rancher tier with a flipped cell: exit %d, want 1:\n%s", r.code, r.output)
+	}
+	res, err := report.Read(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Backend != config.BackendRancher {
+		t.Errorf("results.json backend %q, want %q", res.Backend, config.BackendRancher)
+	}
+	byID := map[string]report.CellResult{}
+	for _, c := range res.Cells {
+		byID[c.ID] = c
+	}
+	if c := byID[flipped]; c.Status != report.StatusFailed || c.Observed != verdict.FatalStrictNoChecksum {
+		t.Errorf("flipped cell: status %s observed %s, want failed with %s observed", c.Status, c.Observed, verdict.FatalStrictNoChecksum)
+	}
+	if c := byID[registered]; c.Status != report.StatusPassed || c.Observed != verdict.Registered {
+		t.Errorf("%s: status %s observed %s (%s), want passed and registered", registered, c.Status, c.Observed, c.Message)
+	}
+	if c := byID[switched]; c.Status != report.StatusPassed {
+		t.Errorf("%s (needs agent-tls-mode switched to system-store): status %s observed %s (%s)", switched, c.Status, c.Observed, c.Message)
+	}
+	// The registration command the node ran is the one Rancher rendered (its shape, not ours).
+	if c := byID[registered]; !strings.Contains(c.Command, "--token") || !strings.Contains(c.Command, "system-agent-install.sh") {
+		t.Errorf("%s ran %q: not a nodeCommand", registered, c.Command)
+	}
+	if !strings.Contains(r.output, "FAIL "+flipped) {
+		t.Errorf("the output does not name the failing cell:\n%s", r.output)
+	}
+	if left := leftovers(t, cli, id); len(left) > 0 {
+		t.Errorf("Rancher-tier run %s left: %v", id, left)
+	}
+}
+
+// A Rancher image that cannot be had: every cell is reported skipped with the reason and the
+// oracle's expectation, never silently; under -fail-on-skip (what `make e2e` and the gate use)
+// the run fails with exit 3, and nothing is left running either way.
+func TestRancherTierWithoutImageIsSkippedWithReason(t *testing.T) {
+	cli := dockertest.Require(t)
+	const img = "agenttls/no-such-rancher:v0.0.0"
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"reported", nil, 0},
+		{"fail-on-skip", []string{"-fail-on-skip"}, exitSkipped},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := dockertest.RunID(t)
+			dir := t.TempDir()
+			args := append([]string{"run", "-backend", "rancher", "-rancher-image", img, "-scenario", "scenarios/smoke.yaml",
+				"-artifacts", dir, "-run-id", id, "-procs", "2"}, tc.args...)
+			r := agenttls(t, nil, args...)
+			if r.code != tc.code {
+				t.Fatalf("exit %d, want %d:\n%s", r.code, tc.code, r.output)
+			}
+			res, err := report.Read(filepath.Join(dir, "results.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := res.Counts(); n.Total != 6 || n.Skipped != 6 {
+				t.Fatalf("counts %+v, want all 6 cells skipped", n)
+			}
+			for _, c := range res.Cells {
+				if !strings.Contains(c.Message, img) || c.Expected == "" {
+					t.Errorf("%s: skipped without the image in its reason or without the expectation: %q / %q", c.ID, c.Message, c.Expected)
+				}
+			}
+			if !strings.Contains(r.output, "SKIP") || !strings.Contains(r.output, img) {
+				t.Errorf("the output does not show the skips and their reason:\n%s", r.output)
+			}
+			if tc.code == exitSkipped && !strings.Contains(r.output, "-fail-on-skip") {
+				t.Errorf("the failure does not say why:\n%s", r.output)
+			}
+			if left := leftovers(t, cli, id); len(left) > 0 {
+				t.Errorf("run %s left: %v", id, left)
+			}
+		})
+	}
+}

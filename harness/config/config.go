@@ -36,6 +36,7 @@ type Config struct {
 	SetupTimeout       time.Duration // bound for building images and starting servers
 	Keep               bool          // keep containers after the run (debugging)
 	FreshNodes         bool          // a new node container per cell instead of reusing them
+	FailOnSkip         bool          // a run with any skipped cell fails (exit 3): a gate must not pass on cells that never ran
 	Shard              string        // i/n
 	FlipOracle         string        // self-test: invert the oracle's answer for this cell ID
 	RunID              string        // set when empty
@@ -100,6 +101,7 @@ func (c *Config) fields() []field {
 		{name: "setup-timeout", env: "AGENTTLS_SETUP_TIMEOUT", usage: "time bound for images and servers", dur: &c.SetupTimeout},
 		{name: "keep", env: "AGENTTLS_KEEP", usage: "keep containers after the run for debugging (sweep later with `make sweep`)", boolean: &c.Keep},
 		{name: "fresh-nodes", env: "AGENTTLS_FRESH_NODES", usage: "start a new node container for every cell instead of resetting and reusing one", boolean: &c.FreshNodes},
+		{name: "fail-on-skip", env: "AGENTTLS_FAIL_ON_SKIP", usage: "exit 3 when any cell was skipped (e.g. the Rancher image could not be had): for gates; make e2e sets it", boolean: &c.FailOnSkip},
 		{name: "shard", env: "AGENTTLS_SHARD", usage: "run part i of n of the cells, as i/n", str: &c.Shard},
 		{name: "flip-oracle", env: "AGENTTLS_FLIP_ORACLE", usage: "self-test: deliberately expect a wrong verdict for this cell ID", str: &c.FlipOracle},
 		{name: "run-id", env: "AGENTTLS_RUN_ID", usage: "run id (labels, artifacts); generated when empty", str: &c.RunID},
