@@ -41,7 +41,7 @@ unit:
 
 ## bench: full-matrix wall time, per-cell overhead and time-to-verdict (images built first)
 bench: deps
-	go test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/...
+	go test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/bench/...
 
 ## list: every cell of SCENARIO with its labels and the command that runs it alone
 list:
@@ -69,7 +69,7 @@ lint:
 ci:
 	bash .ci/run
 
-# Reports (docs/reports.md). OLD/NEW/RESULTS/PARTS name results files or the folders holding them.
+# Reports (harness/report/README.md). OLD/NEW/RESULTS/PARTS name results files or the folders holding them.
 BASELINE ?= fixtures/baseline/results.json
 OLD ?= $(BASELINE)
 NEW ?= $(ARTIFACTS)/results.json

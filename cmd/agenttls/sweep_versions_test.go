@@ -19,7 +19,7 @@ import (
 )
 
 // fakeRun stands in for runCmd in these tests (the real one is exercised on Docker by
-// TestShardedRunsMergeIntoTheUnshardedRun and by the sweep recorded in docs/reports.md): it
+// TestShardedRunsMergeIntoTheUnshardedRun and by the sweep recorded in harness/report/README.md): it
 // parses the flags sweep-versions passes, records them, and writes the results a clean run of
 // that version's script era would write, or what the test asks for.
 type fakeRun struct {
