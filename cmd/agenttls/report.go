@@ -333,7 +333,7 @@ func reportDiff(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stderr, "agenttls report diff: note: the runs were written by agenttls %s and %s (same schema %s)\n", old.ToolVersion, cur.ToolVersion, cur.Schema)
 	}
 	if old.Backend != cur.Backend {
-		fmt.Fprintf(stderr, "agenttls report diff: note: comparing a %s run with a %s run\n", old.Backend, cur.Backend)
+		fmt.Fprintf(stderr, "agenttls report diff: note: comparing a run of the %s backend with one of the %s backend\n", old.Backend, cur.Backend)
 	}
 	if err := writeOutput(*md, stdout, d.WriteMarkdown); err != nil {
 		return inputError{fmt.Errorf("markdown: %w", err)}

@@ -51,23 +51,47 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q: flags only (see -h)", fs.Args())
 	}
+	if *rerunFailed != "" {
+		// A rerun runs what failed the way it ran: the same script, backend and nodes, unless
+		// the user chose otherwise.
+		r, err := report.Read(*rerunFailed)
+		if err != nil {
+			return err
+		}
+		if taken := cfg.Inherit(r.Config, fs, "", os.LookupEnv); len(taken) > 0 {
+			fmt.Fprintf(stdout, "agenttls: rerunning as %s ran: %s\n", *rerunFailed, strings.Join(taken, " "))
+		}
+	}
 	if err := cfg.Resolve(fs, "", os.LookupEnv); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
 
-	// Everything that can be checked before anything starts.
-	selected, err := selectForRun(cfg, *cells, *rerunFailed)
+	// Everything that can be checked before anything starts. The suite is given the unsharded
+	// cell list and applies -harness.shard itself (a shard split twice would run too little), so
+	// the cells that run here are the same shard of the same list.
+	unsharded := cfg
+	unsharded.Shard = ""
+	all, err := selectForRun(unsharded, *cells, *rerunFailed)
+	if errors.Is(err, errNothingToRerun) {
+		fmt.Fprintf(stdout, "agenttls: %v\n", err)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
 	// The label filter is applied here, with Ginkgo's own parser, so that a bad expression fails
 	// before anything starts and the progress counts only the cells that run.
 	if *labelFilter != "" {
-		if selected, err = filterLabels(selected, *labelFilter); err != nil {
+		if all, err = filterLabels(all, *labelFilter); err != nil {
 			return err
 		}
 	}
-	if err := prepareArtifacts(cfg.Artifacts); err != nil {
+	si, sn, _ := matrix.ParseShard(cfg.Shard)
+	selected, err := matrix.Shard(all, si, sn)
+	if err != nil {
+		return err
+	}
+	if err := checkArtifacts(cfg.Artifacts); err != nil {
 		return err
 	}
 	cli, err := dockerx.Client(ctx)
@@ -86,6 +110,10 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if removed, err := sweep.SweepStale(ctx, 2*time.Hour); err == nil && !removed.Empty() {
 		fmt.Fprintf(stdout, "agenttls: removed leftovers of earlier runs: %s\n", removed)
 	}
+	// Only now, with every check passed, are the reports of an earlier run in the folder removed.
+	if err := clearArtifacts(cfg.Artifacts); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "agenttls: run %s: %d cell(s), system-agent %s (%s profile, sha256 %s), %d process(es); artifacts in %s\n",
 		cfg.RunID, len(selected), orDash(s.Version), s.Profile.Name, s.SHA256[:12], *procs, cfg.Artifacts)
 
@@ -97,14 +125,6 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if v != "" && v != "false" {
 			suiteArgs = append(suiteArgs, "-harness."+k+"="+v)
 		}
-	}
-	// The suite applies -harness.shard to the cells it is given: give it the unsharded list, or
-	// a shard would be split a second time (shard 3/3 of six cells would run none).
-	unsharded := cfg
-	unsharded.Shard = ""
-	all, err := selectForRun(unsharded, *cells, *rerunFailed)
-	if err != nil {
-		return err
 	}
 	ids := make([]string, len(all))
 	for i, c := range all {
@@ -239,7 +259,7 @@ func selectForRun(cfg config.Config, cells, rerunFailed string) ([]matrix.Cell, 
 			list = append(list, c.Params)
 		}
 		if len(list) == 0 {
-			return nil, fmt.Errorf("%s has no failed cells: nothing to rerun", rerunFailed)
+			return nil, fmt.Errorf("%s has no failed cells: %w", rerunFailed, errNothingToRerun)
 		}
 	default:
 		s, err := matrix.LoadScenario(cfg.Scenario)
@@ -251,6 +271,9 @@ func selectForRun(cfg config.Config, cells, rerunFailed string) ([]matrix.Cell, 
 	i, n, _ := matrix.ParseShard(cfg.Shard)
 	return matrix.Shard(list, i, n)
 }
+
+// errNothingToRerun: -rerun-failed of a run without failures; not an error of the user's.
+var errNothingToRerun = errors.New("nothing to rerun")
 
 func filterLabels(cells []matrix.Cell, expr string) ([]matrix.Cell, error) {
 	f, err := types.ParseLabelFilter(expr)
@@ -279,8 +302,8 @@ func scenarioLabel(cfg config.Config, cells, rerun string) string {
 	return strings.TrimSuffix(filepath.Base(cfg.Scenario), filepath.Ext(cfg.Scenario))
 }
 
-// prepareArtifacts makes sure the folder is writable and holds no results of an earlier run.
-func prepareArtifacts(dir string) error {
+// checkArtifacts makes sure the folder exists and is writable; it removes nothing.
+func checkArtifacts(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("artifacts folder %s: %w: choose a writable folder with -artifacts or ARTIFACTS", dir, err)
 	}
@@ -290,6 +313,12 @@ func prepareArtifacts(dir string) error {
 	}
 	f.Close()
 	os.Remove(f.Name())
+	return nil
+}
+
+// clearArtifacts removes the reports of an earlier run from the folder, so that nothing in it
+// can be taken for this run's.
+func clearArtifacts(dir string) error {
 	for _, old := range []string{"results.json", "junit.xml", "summary.md", "report.html", "progress.log", "ginkgo.log", "transcripts"} {
 		if err := os.RemoveAll(filepath.Join(dir, old)); err != nil {
 			return fmt.Errorf("clear %s: %w", filepath.Join(dir, old), err)

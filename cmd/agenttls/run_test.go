@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -367,5 +368,106 @@ func TestRancherTierWithoutImageIsSkippedWithReason(t *testing.T) {
 				t.Errorf("run %s left: %v", id, left)
 			}
 		})
+	}
+}
+
+// -label-filter selects the cells that run, not only the count the progress shows.
+func TestLabelFilterRunsOnlyTheSelectedCells(t *testing.T) {
+	cli := dockertest.Require(t)
+	id := dockertest.RunID(t)
+	dir := t.TempDir()
+	r := agenttls(t, nil, "run", "-scenario", "scenarios/smoke.yaml", "-label-filter", "ca:private && !path:mitm",
+		"-artifacts", dir, "-run-id", id, "-procs", "2")
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.output)
+	}
+	res, err := report.Read(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Cells) != 2 {
+		t.Fatalf("%d cells ran, want the 2 private direct cells of the smoke set:\n%s", len(res.Cells), r.output)
+	}
+	for _, c := range res.Cells {
+		if c.Params.CA != "private" || c.Params.Path != "direct" {
+			t.Errorf("cell %s ran, but the filter excludes it", c.ID)
+		}
+	}
+	if strings.Contains(r.output, "[3/") {
+		t.Errorf("progress counted past the selection:\n%s", r.output)
+	}
+	if left := leftovers(t, cli, id); len(left) > 0 {
+		t.Errorf("run %s left: %v", id, left)
+	}
+}
+
+// A script given as a file has no version: the run is identified by the script's hash.
+func TestScriptFileRunWritesItsResults(t *testing.T) {
+	dockertest.Require(t)
+	out, err := exec.Command("go", "mod", "download", "-json", "github.com/rancher/system-agent@v0.15.0").Output()
+	if err != nil {
+		t.Fatalf("go mod download: %v", err)
+	}
+	var mod struct{ Dir string }
+	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
+		t.Fatalf("go mod download -json: %v %s", err, out)
+	}
+	dir := t.TempDir()
+	r := agenttls(t, nil, "run", "-script-file", filepath.Join(mod.Dir, "install.sh"), "-cell", "private/strict/cs-correct/sv-unset/direct",
+		"-artifacts", dir, "-run-id", dockertest.RunID(t), "-procs", "1")
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.output)
+	}
+	res, err := report.Read(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SystemAgentVersion != "" || len(res.ScriptSHA256) != 64 || !strings.Contains(res.ScriptSource, "install.sh") {
+		t.Errorf("a file's run: version %q, sha %q, source %q", res.SystemAgentVersion, res.ScriptSHA256, res.ScriptSource)
+	}
+	if c := res.Counts(); c.Passed != 1 {
+		t.Errorf("counts %+v", c)
+	}
+}
+
+// -rerun-failed reruns the failed cells with the failed run's script; bad input given later
+// does not destroy the reports of that run; a run without failures has nothing to rerun.
+func TestRerunFailedRunsAsTheRunRan(t *testing.T) {
+	dockertest.Require(t)
+	first, second := t.TempDir(), t.TempDir()
+	cell := "public/strict/cs-absent/sv-unset/direct" // registered with v0.3.4, fatal from v0.3.11 on
+	r := agenttls(t, nil, "run", "-sa-version", "v0.3.4", "-cell", cell+",private/strict/cs-correct/sv-unset/direct", "-flip-oracle", cell,
+		"-artifacts", first, "-run-id", dockertest.RunID(t), "-procs", "2")
+	if r.code != 1 {
+		t.Fatalf("flipped run: exit %d:\n%s", r.code, r.output)
+	}
+	failed := filepath.Join(first, "results.json")
+
+	// A typo in a later run with the same folder leaves the reports where they are.
+	if r := agenttls(t, nil, "run", "-sa-version", "v0.3.999", "-artifacts", first, "-run-id", dockertest.RunID(t)); r.code == 0 {
+		t.Fatalf("unknown version accepted:\n%s", r.output)
+	}
+	if _, err := report.Read(failed); err != nil {
+		t.Fatalf("bad input destroyed the earlier run's results: %v", err)
+	}
+
+	r = agenttls(t, nil, "run", "-rerun-failed", failed, "-artifacts", second, "-run-id", dockertest.RunID(t), "-procs", "1")
+	if r.code != 0 {
+		t.Fatalf("rerun: exit %d:\n%s", r.code, r.output)
+	}
+	if !strings.Contains(r.output, "-sa-version=v0.3.4") {
+		t.Errorf("the rerun does not say it took the run's version:\n%s", r.output)
+	}
+	res, err := report.Read(filepath.Join(second, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SystemAgentVersion != "v0.3.4" || len(res.Cells) != 1 || res.Cells[0].ID != cell || res.Cells[0].Observed != verdict.Registered {
+		t.Errorf("rerun: version %s, cells %+v", res.SystemAgentVersion, res.Cells)
+	}
+
+	r = agenttls(t, nil, "run", "-rerun-failed", filepath.Join(second, "results.json"), "-artifacts", t.TempDir(), "-run-id", dockertest.RunID(t))
+	if r.code != 0 || !strings.Contains(r.output, "nothing to rerun") {
+		t.Errorf("rerun of a run without failures: exit %d:\n%s", r.code, r.output)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -99,7 +100,7 @@ func (c *Config) fields() []field {
 		{name: "hostname", env: "AGENTTLS_HOSTNAME", usage: "the Rancher hostname nodes resolve", str: &c.Hostname},
 		{name: "cell-timeout", env: "AGENTTLS_CELL_TIMEOUT", usage: "time bound for one cell", dur: &c.CellTimeout},
 		{name: "setup-timeout", env: "AGENTTLS_SETUP_TIMEOUT", usage: "time bound for images and servers", dur: &c.SetupTimeout},
-		{name: "keep", env: "AGENTTLS_KEEP", usage: "keep containers after the run for debugging (sweep later with `make sweep`)", boolean: &c.Keep},
+		{name: "keep", env: "AGENTTLS_KEEP", usage: "keep containers after the run for debugging (remove them later with make sweep)", boolean: &c.Keep},
 		{name: "fresh-nodes", env: "AGENTTLS_FRESH_NODES", usage: "start a new node container for every cell instead of resetting and reusing one", boolean: &c.FreshNodes},
 		{name: "fail-on-skip", env: "AGENTTLS_FAIL_ON_SKIP", usage: "exit 3 when any cell was skipped (e.g. the Rancher image could not be had): for gates; make e2e sets it", boolean: &c.FailOnSkip},
 		{name: "shard", env: "AGENTTLS_SHARD", usage: "run part i of n of the cells, as i/n", str: &c.Shard},
@@ -127,6 +128,47 @@ func (c *Config) Bind(fs *flag.FlagSet, prefix string) {
 			fs.BoolVar(f.boolean, prefix+f.name, *f.boolean, usage)
 		}
 	}
+}
+
+// scriptKeys choose the install script and how it is served; they are inherited together or not
+// at all, since a version of one run and a file of another make no script.
+var scriptKeys = []string{"sa-version", "rancher-version", "script-file", "script-url", "preamble"}
+
+// inheritedKeys choose where the cells of a run ran, besides the script.
+var inheritedKeys = []string{"backend", "rancher-image", "nodes", "hostname"}
+
+// Inherit takes from m, the effective configuration of an earlier run (results.json's config),
+// what chose its script, backend and nodes, wherever the user set neither the flag on fs nor
+// the environment variable; the script's options only if the user set none of them. Call it
+// before Resolve. It returns what it took, as -name=value.
+func (c *Config) Inherit(m map[string]string, fs *flag.FlagSet, prefix string, lookup func(string) (string, bool)) []string {
+	set := map[string]bool{}
+	if fs != nil {
+		fs.Visit(func(f *flag.Flag) { set[strings.TrimPrefix(f.Name, prefix)] = true })
+	}
+	byName := map[string]field{}
+	for _, f := range c.fields() {
+		byName[f.name] = f
+		if v, ok := lookup(f.env); ok && v != "" {
+			set[f.name] = true
+		}
+	}
+	take := func(names []string) (taken []string) {
+		for _, n := range names {
+			f, v := byName[n], m[n]
+			if set[n] || v == "" || f.str == nil {
+				continue
+			}
+			*f.str = v
+			taken = append(taken, "-"+n+"="+v)
+		}
+		return taken
+	}
+	var taken []string
+	if !slices.ContainsFunc(scriptKeys, func(k string) bool { return set[k] }) {
+		taken = take(scriptKeys)
+	}
+	return append(taken, take(inheritedKeys)...)
 }
 
 // Resolve applies environment variables to every option whose flag was not set on fs, then

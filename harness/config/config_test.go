@@ -116,3 +116,44 @@ func TestRancherTierSettings(t *testing.T) {
 		t.Fatal("a zero wait was accepted")
 	}
 }
+
+// A rerun takes the earlier run's script, backend and nodes, except what the user chose; the
+// script's options come as a group or not at all.
+func TestInherit(t *testing.T) {
+	earlier := map[string]string{"sa-version": "v0.3.4", "preamble": "quoted", "rancher-version": "", "backend": "emulator",
+		"nodes": "plain", "hostname": "rancher.agenttls.test", "artifacts": "/old", "procs": "9"}
+	inherit := func(args []string, e map[string]string) (Config, []string) {
+		t.Helper()
+		c := Default()
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		c.Bind(fs, "")
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		taken := c.Inherit(earlier, fs, "", env(e))
+		if err := c.Resolve(fs, "", env(e)); err != nil {
+			t.Fatal(err)
+		}
+		return c, taken
+	}
+	c, taken := inherit(nil, nil)
+	if c.SystemAgentVersion != "v0.3.4" || c.PreambleStyle != "quoted" || c.Nodes != NodesPlain || strings.HasPrefix(c.Artifacts, "/old") {
+		t.Errorf("nothing set: %+v", c)
+	}
+	if strings.Join(taken, " ") != "-sa-version=v0.3.4 -preamble=quoted -backend=emulator -nodes=plain -hostname=rancher.agenttls.test" {
+		t.Errorf("taken: %q", taken)
+	}
+	// The user's script wins, and none of the earlier run's script options is mixed in.
+	c, taken = inherit([]string{"-script-file", "/tmp/install.sh"}, nil)
+	if c.SystemAgentVersion != "" || c.PreambleStyle != "export" || c.ScriptFile != "/tmp/install.sh" {
+		t.Errorf("own script: %+v (taken %q)", c, taken)
+	}
+	c, _ = inherit(nil, map[string]string{"SA_VERSION": "v0.15.0"})
+	if c.SystemAgentVersion != "v0.15.0" || c.PreambleStyle != "export" {
+		t.Errorf("SA_VERSION in the environment: %+v", c)
+	}
+	c, _ = inherit([]string{"-nodes", "k3d"}, nil)
+	if c.Nodes != NodesK3d || c.SystemAgentVersion != "v0.3.4" {
+		t.Errorf("own nodes: %+v", c)
+	}
+}

@@ -191,8 +191,8 @@ func (r *Results) Validate() error {
 	if r.Backend == "" {
 		p.add("backend: required")
 	}
-	if r.SystemAgentVersion == "" && r.RancherVersion == "" {
-		p.add("systemAgentVersion: required (or rancherVersion): the versions under test")
+	if r.SystemAgentVersion == "" && r.RancherVersion == "" && r.ScriptSHA256 == "" {
+		p.add("systemAgentVersion: required (or rancherVersion, or scriptSha256 for a script given as a file or URL): what was under test")
 	}
 	if r.Cells == nil {
 		p.add("cells: required (an empty list is allowed)")

@@ -271,7 +271,7 @@ func TestValidateInconsistentCells(t *testing.T) {
 		"passed without exp": {func(r *Results) { r.Cells[0].Expected = "" }, "expected: required for a passed cell"},
 		"bad status":         {func(r *Results) { r.Cells[0].Status = "flaky" }, `"flaky" is not passed, failed or skipped`},
 		"no observed":        {func(r *Results) { r.Cells[0].Observed = "" }, "observed: required for a passed cell"},
-		"no versions":        {func(r *Results) { r.SystemAgentVersion = "" }, "systemAgentVersion: required"},
+		"no versions":        {func(r *Results) { r.SystemAgentVersion, r.ScriptSHA256 = "", "" }, "systemAgentVersion: required"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -143,6 +143,9 @@ func runLabel(r *Results) string {
 	if r.SystemAgentVersion != "" {
 		parts = append(parts, "system-agent "+r.SystemAgentVersion)
 	}
+	if len(parts) == 0 && r.ScriptSHA256 != "" {
+		parts = append(parts, scriptLabel(r))
+	}
 	if len(parts) == 0 {
 		return r.RunID
 	}
@@ -158,8 +161,15 @@ func versionLabel(r *Results) string {
 		return r.RancherVersion
 	case r.SystemAgentVersion != "":
 		return r.SystemAgentVersion
+	case r.ScriptSHA256 != "":
+		return scriptLabel(r)
 	}
 	return r.RunID
+}
+
+// scriptLabel names a script that has no version (a file or URL) by its hash.
+func scriptLabel(r *Results) string {
+	return "install.sh " + r.ScriptSHA256[:min(12, len(r.ScriptSHA256))]
 }
 
 // Markdown helpers. GitHub tables need '|' escaped even inside code spans, and a line break

@@ -165,6 +165,6 @@ func notServed(version, reason string, extraEnv []string) error {
 	if proxy != "" {
 		where = "GOPROXY=" + proxy
 	}
-	return fmt.Errorf("system-agent %s is not available from %s: %s; try one of %s, or give the script with --script-file or --script-url",
+	return fmt.Errorf("system-agent %s is not available from %s: %s; try one of %s, or give the script with -script-file or -script-url",
 		version, where, truncate(reason, 240), strings.Join(knownServed, ", "))
 }

@@ -162,7 +162,7 @@ func TestFromModuleNotServed(t *testing.T) {
 		t.Fatal("v0.3.7 with GOPROXY=off should fail")
 	}
 	msg := err.Error()
-	for _, want := range []string{"v0.3.7", "GOPROXY=off", "disabled", "v0.3.4", "v0.15.0", "--script-file", "--script-url"} {
+	for _, want := range []string{"v0.3.7", "GOPROXY=off", "disabled", "v0.3.4", "v0.15.0", "-script-file", "-script-url"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q lacks %q", msg, want)
 		}
@@ -180,7 +180,7 @@ func TestFromModuleNotServedByProxy(t *testing.T) {
 	if err == nil {
 		t.Fatal("v0.3.7 should not be served")
 	}
-	if !strings.Contains(err.Error(), "v0.3.7") || !strings.Contains(err.Error(), "--script-file") {
+	if !strings.Contains(err.Error(), "v0.3.7") || !strings.Contains(err.Error(), "-script-file") {
 		t.Errorf("error: %v", err)
 	}
 	t.Logf("error as a user sees it: %v", err)
