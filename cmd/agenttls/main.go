@@ -70,6 +70,10 @@ func mainErr(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				return ee.code
 			case errors.Is(err, flag.ErrHelp):
 				return 0
+			case ctx.Err() != nil:
+				// Interrupted while it was starting (a download, an image build).
+				fmt.Fprintf(stderr, "agenttls %s: interrupted: %v\n", c.name, err)
+				return 130
 			default:
 				fmt.Fprintf(stderr, "agenttls %s: %v\n", c.name, err)
 				return 1
@@ -94,4 +98,16 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("agenttls "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	return fs
+}
+
+// parseFlagsOnly parses args and refuses anything left after the flags: a scenario path given
+// without -scenario must not be ignored in favour of the default.
+func parseFlagsOnly(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q: flags only, e.g. -scenario FILE (see -h)", fs.Args())
+	}
+	return nil
 }

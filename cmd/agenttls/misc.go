@@ -23,7 +23,7 @@ func listCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	shard := fs.String("shard", "", "only part i/n")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	listImages := fs.Bool("images", false, "list the images a run needs instead of the cells")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	if *listImages {
@@ -88,7 +88,7 @@ func runOne(c matrix.Cell) string { return fmt.Sprintf("make conformance CELL='%
 // imagesCmd builds every image a run needs (cached by content).
 func imagesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("images", stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	tools, err := images.Tools(ctx, images.WithProgress(stdout))
@@ -108,7 +108,7 @@ func sweepCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlags("sweep", stderr)
 	runID := fs.String("run-id", "", "remove what this run left")
 	all := fs.Bool("all", false, "remove what every agenttls run left (cached tools and node images stay)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	var (

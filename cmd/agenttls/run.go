@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -45,13 +47,11 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintln(stderr, "usage: agenttls run [flags]\n\nRuns every cell of a scenario. Flags (each also read from the environment variable named):")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q: flags only (see -h)", fs.Args())
-	}
 	if *rerunFailed != "" {
+		*rerunFailed = resultsPath(*rerunFailed)
 		// A rerun runs what failed the way it ran: the same script, backend and nodes, unless
 		// the user chose otherwise.
 		r, err := report.Read(*rerunFailed)
@@ -64,6 +64,12 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if err := cfg.Resolve(fs, "", os.LookupEnv); err != nil {
 		return fmt.Errorf("configuration: %w", err)
+	}
+	if *procs < 1 {
+		return fmt.Errorf("-procs %d: give at least 1 process", *procs)
+	}
+	if cfg.RunID != "" && !runIDPattern.MatchString(cfg.RunID) {
+		return fmt.Errorf("-run-id %q: use lower-case letters, digits and - (at most 63 characters, starting with a letter or digit): it names containers and labels", cfg.RunID)
 	}
 
 	// Everything that can be checked before anything starts. The suite is given the unsharded
@@ -91,6 +97,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	if len(selected) == 0 {
+		return fmt.Errorf("shard %s of these %d cell(s) holds none: give fewer shards than cells", cfg.Shard, len(all))
+	}
 	if err := checkArtifacts(cfg.Artifacts); err != nil {
 		return err
 	}
@@ -104,8 +113,15 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	for _, w := range s.Profile.Warnings {
+		fmt.Fprintf(stderr, "agenttls: warning: the script's structure is not one the oracle knows (%s): expectations may not fit it\n", w)
+	}
 	if cfg.RunID == "" {
 		cfg.RunID = testbed.NewRunID()
+	} else if inUse, err := sweep.InUse(ctx, cfg.RunID); err != nil {
+		return err
+	} else if inUse > 0 {
+		return fmt.Errorf("run id %s is in use: %d container(s) carry it (a run still going, or one kept with -keep): choose another -run-id, or remove them with `agenttls sweep -run-id %s`", cfg.RunID, inUse, cfg.RunID)
 	}
 	if removed, err := sweep.SweepStale(ctx, 2*time.Hour); err == nil && !removed.Empty() {
 		fmt.Fprintf(stdout, "agenttls: removed leftovers of earlier runs: %s\n", removed)
@@ -121,10 +137,10 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	suiteArgs := []string{"tool", "ginkgo", "-tags", "e2e", "--no-color", "--timeout", "2h",
 		"-p", "--procs", strconv.Itoa(*procs)}
 	suiteArgs = append(suiteArgs, "./e2e", "--")
+	// Every value, empty and false ones too: the suite reads the environment for options it is
+	// not given, and what was resolved here must win over it.
 	for k, v := range cfg.Map() {
-		if v != "" && v != "false" {
-			suiteArgs = append(suiteArgs, "-harness."+k+"="+v)
-		}
+		suiteArgs = append(suiteArgs, "-harness."+k+"="+v)
 	}
 	ids := make([]string, len(all))
 	for i, c := range all {
@@ -158,18 +174,24 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	tail := newTailer(progressPath, len(selected), stdout)
 	interrupted := false
 	var waitErr error
+	var force chan os.Signal // a second interrupt, once the first was forwarded
 loop:
 	for {
 		select {
 		case waitErr = <-done:
 			break loop
 		case <-ctx.Done():
-			if !interrupted {
-				interrupted = true
-				fmt.Fprintln(stdout, "agenttls: interrupted: stopping the suite and cleaning up (interrupt again to force)")
-				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
-				ctx = context.Background()
-			}
+			interrupted = true
+			fmt.Fprintln(stdout, "agenttls: interrupted: stopping the suite and cleaning up (interrupt again to force)")
+			force = make(chan os.Signal, 1)
+			signal.Notify(force, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(force)
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+			ctx = context.Background()
+		case <-force:
+			fmt.Fprintln(stdout, "agenttls: interrupted again: killing the suite; the sweep below removes what it left")
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			force = nil
 		case <-time.After(200 * time.Millisecond):
 			tail.poll()
 		}
@@ -179,11 +201,11 @@ loop:
 	// Nothing of the run may stay, whatever happened (unless kept on purpose).
 	if !cfg.Keep {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		removed, err := sweep.Sweep(sctx, cfg.RunID)
+		removed, err := sweepRun(sctx, cfg.RunID, interrupted || waitErr != nil)
 		cancel()
 		switch {
 		case err != nil:
-			fmt.Fprintf(stderr, "agenttls: sweep of run %s failed: %v (run `make sweep`)\n", cfg.RunID, err)
+			fmt.Fprintf(stderr, "agenttls: sweep of run %s failed: %v (run `agenttls sweep -run-id %s`)\n", cfg.RunID, err, cfg.RunID)
 		case !removed.Empty():
 			fmt.Fprintf(stdout, "agenttls: swept what the suite left: %s\n", removed)
 		}
@@ -222,6 +244,27 @@ loop:
 	return nil
 }
 
+// sweepRun removes what the suite left of run id. After an interrupt or a broken suite the
+// engine may still finish work the suite had asked for (an image commit whose client was
+// stopped), so the sweep is repeated until one finds nothing, a few seconds apart.
+func sweepRun(ctx context.Context, id string, again bool) (sweep.Removed, error) {
+	var all sweep.Removed
+	for i := 0; ; i++ {
+		r, err := sweep.Sweep(ctx, id)
+		all.Containers = append(all.Containers, r.Containers...)
+		all.Networks = append(all.Networks, r.Networks...)
+		all.Images = append(all.Images, r.Images...)
+		if err != nil || !again || i == 3 || (i > 0 && r.Empty()) {
+			return all, err
+		}
+		select {
+		case <-ctx.Done():
+			return all, ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
 // exitSkipped is the exit code of a run that had skipped cells under -fail-on-skip, apart from
 // 1 (a cell differs from the oracle) so that a gate can tell "not run" from "regressed".
 const exitSkipped = 3
@@ -243,11 +286,16 @@ func selectForRun(cfg config.Config, cells, rerunFailed string) ([]matrix.Cell, 
 	case cells != "" && rerunFailed != "":
 		return nil, errors.New("give -cell or -rerun-failed, not both")
 	case cells != "":
+		seen := map[string]bool{}
 		for _, id := range strings.Split(cells, ",") {
 			c, err := matrix.ParseID(strings.TrimSpace(id))
 			if err != nil {
 				return nil, fmt.Errorf("-cell: %w (list the cells with `agenttls list`)", err)
 			}
+			if seen[c.ID()] {
+				return nil, fmt.Errorf("-cell: %s is given twice: name each cell once", c.ID())
+			}
+			seen[c.ID()] = true
 			list = append(list, c)
 		}
 	case rerunFailed != "":
@@ -271,6 +319,9 @@ func selectForRun(cfg config.Config, cells, rerunFailed string) ([]matrix.Cell, 
 	i, n, _ := matrix.ParseShard(cfg.Shard)
 	return matrix.Shard(list, i, n)
 }
+
+// runIDPattern: a run id names containers (agenttls-<id>-...) and is a label value.
+var runIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 // errNothingToRerun: -rerun-failed of a run without failures; not an error of the user's.
 var errNothingToRerun = errors.New("nothing to rerun")
@@ -317,8 +368,25 @@ func checkArtifacts(dir string) error {
 }
 
 // clearArtifacts removes the reports of an earlier run from the folder, so that nothing in it
-// can be taken for this run's.
+// can be taken for this run's. A folder that holds some of those names but no sign of a run
+// (results.json, ginkgo.log or progress.log) is not an artifacts folder, and is left alone.
 func clearArtifacts(dir string) error {
+	var ours, found []string
+	for _, name := range []string{"results.json", "ginkgo.log", "progress.log"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			ours = append(ours, name)
+		}
+	}
+	if len(ours) == 0 {
+		for _, name := range []string{"junit.xml", "summary.md", "report.html", "transcripts"} {
+			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+				found = append(found, name)
+			}
+		}
+		if len(found) > 0 {
+			return fmt.Errorf("artifacts folder %s holds %s but no results.json of a run: it would be overwritten; choose an empty folder or an earlier run's with -artifacts or ARTIFACTS", dir, strings.Join(found, ", "))
+		}
+	}
 	for _, old := range []string{"results.json", "junit.xml", "summary.md", "report.html", "progress.log", "ginkgo.log", "transcripts"} {
 		if err := os.RemoveAll(filepath.Join(dir, old)); err != nil {
 			return fmt.Errorf("clear %s: %w", filepath.Join(dir, old), err)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/agenttls/agenttls/harness/config"
 	"github.com/agenttls/agenttls/harness/dockerx/dockertest"
+	"github.com/agenttls/agenttls/harness/images"
 	"github.com/agenttls/agenttls/harness/report"
 	"github.com/agenttls/agenttls/harness/sweep"
 	"github.com/agenttls/agenttls/harness/verdict"
@@ -251,6 +252,14 @@ func TestBadInputIsRefusedBeforeAnythingStarts(t *testing.T) {
 		{"unknown flag", nil, []string{"-colour"}, []string{"-colour"}},
 		{"bad label filter", nil, []string{"-label-filter", "mode:strict &&"}, []string{"-label-filter"}},
 		{"label filter selects nothing", nil, []string{"-label-filter", "mode:lenient"}, []string{"selects none"}},
+		{"docker host that does not answer", []string{"DOCKER_HOST=tcp://127.0.0.1:1"}, nil, []string{"DOCKER_HOST=tcp://127.0.0.1:1", "does not answer"}},
+		{"cell given twice", nil, []string{"-cell", "private/strict/cs-correct/sv-unset/direct,private/strict/cs-correct/sv-unset/direct"}, []string{"given twice"}},
+		{"empty shard", nil, []string{"-cell", "private/strict/cs-correct/sv-unset/direct", "-shard", "2/2"}, []string{"shard 2/2", "holds none"}},
+		{"no processes", nil, []string{"-procs", "0"}, []string{"-procs 0"}},
+		{"bad run id", nil, []string{"-run-id", "Run 1/x"}, []string{"-run-id", "lower-case"}},
+		{"version and script file", nil, []string{"-sa-version", "v0.3.4", "-script-file", "/etc/hostname"}, []string{"sa-version v0.3.4", "give one of them"}},
+		{"bool env that is no bool", []string{"AGENTTLS_KEEP=yes"}, nil, []string{"AGENTTLS_KEEP", "true or false"}},
+		{"scenario as an argument", nil, []string{"scenarios/smoke.yaml"}, []string{"unexpected arguments", "-scenario"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -451,14 +460,15 @@ func TestRerunFailedRunsAsTheRunRan(t *testing.T) {
 		t.Fatalf("bad input destroyed the earlier run's results: %v", err)
 	}
 
-	r = agenttls(t, nil, "run", "-rerun-failed", failed, "-artifacts", second, "-run-id", dockertest.RunID(t), "-procs", "1")
+	// As the README has it: the failures of a run again, into the same folder.
+	r = agenttls(t, nil, "run", "-rerun-failed", first, "-artifacts", first, "-run-id", dockertest.RunID(t), "-procs", "1")
 	if r.code != 0 {
 		t.Fatalf("rerun: exit %d:\n%s", r.code, r.output)
 	}
 	if !strings.Contains(r.output, "-sa-version=v0.3.4") {
 		t.Errorf("the rerun does not say it took the run's version:\n%s", r.output)
 	}
-	res, err := report.Read(filepath.Join(second, "results.json"))
+	res, err := report.Read(failed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,8 +476,45 @@ func TestRerunFailedRunsAsTheRunRan(t *testing.T) {
 		t.Errorf("rerun: version %s, cells %+v", res.SystemAgentVersion, res.Cells)
 	}
 
-	r = agenttls(t, nil, "run", "-rerun-failed", filepath.Join(second, "results.json"), "-artifacts", t.TempDir(), "-run-id", dockertest.RunID(t))
+	r = agenttls(t, nil, "run", "-rerun-failed", failed, "-artifacts", second, "-run-id", dockertest.RunID(t))
 	if r.code != 0 || !strings.Contains(r.output, "nothing to rerun") {
 		t.Errorf("rerun of a run without failures: exit %d:\n%s", r.code, r.output)
+	}
+}
+
+// A folder that holds what looks like reports but no run (fixtures/ holds transcripts/) is not
+// cleared, and a run id that containers still carry is not taken twice.
+func TestRunRefusesFoldersAndRunIDsNotItsOwn(t *testing.T) {
+	cli := dockertest.Require(t)
+	root, _ := config.FindModuleRoot()
+	before, err := os.ReadDir(filepath.Join(root, "fixtures", "transcripts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := agenttls(t, nil, "run", "-artifacts", "fixtures", "-cell", "private/strict/cs-correct/sv-unset/direct", "-run-id", dockertest.RunID(t))
+	if r.code == 0 || !strings.Contains(r.output, "holds transcripts but no results.json") {
+		t.Errorf("fixtures/ as the artifacts folder: exit %d:\n%s", r.code, r.output)
+	}
+	if after, err := os.ReadDir(filepath.Join(root, "fixtures", "transcripts")); err != nil || len(after) != len(before) {
+		t.Fatalf("fixtures/transcripts was touched: %d files before, %d after (%v)", len(before), len(after), err)
+	}
+
+	id := dockertest.RunID(t)
+	ctx := context.Background()
+	tools, err := images.Tools(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cli.ContainerCreate(ctx, &container.Config{Image: tools, Cmd: []string{"/agenttls-emulator"}, Labels: sweep.Labels(id)}, nil, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}) })
+	r = agenttls(t, nil, "run", "-run-id", id, "-artifacts", t.TempDir(), "-cell", "private/strict/cs-correct/sv-unset/direct")
+	if r.code == 0 || !strings.Contains(r.output, "run id "+id+" is in use") {
+		t.Errorf("a run id in use: exit %d:\n%s", r.code, r.output)
+	}
+	if _, err := cli.ContainerInspect(ctx, c.ID); err != nil {
+		t.Errorf("the other run's container is gone: %v", err)
 	}
 }

@@ -197,7 +197,14 @@ func (c *Config) Resolve(fs *flag.FlagSet, prefix string, lookup func(string) (s
 			}
 			*f.dur = d
 		case f.boolean != nil:
-			*f.boolean = v == "1" || strings.EqualFold(v, "true")
+			switch strings.ToLower(v) {
+			case "1", "true":
+				*f.boolean = true
+			case "0", "false":
+				*f.boolean = false
+			default:
+				errs = append(errs, fmt.Errorf("%s=%q: write true or false", f.env, v))
+			}
 		}
 	}
 	if len(errs) > 0 {
@@ -231,18 +238,6 @@ func (c *Config) finish() error {
 	if err != nil {
 		return err
 	}
-	if c.RancherVersion != "" {
-		r, err := versions.ForRancher(c.RancherVersion)
-		if err != nil {
-			return err
-		}
-		if c.SystemAgentVersion == "" {
-			c.SystemAgentVersion = r.SystemAgent
-		}
-		if c.PreambleStyle == "" {
-			c.PreambleStyle = r.Preamble
-		}
-	}
 	sources := 0
 	for _, s := range []string{c.ScriptFile, c.ScriptURL} {
 		if s != "" {
@@ -251,6 +246,22 @@ func (c *Config) finish() error {
 	}
 	if sources > 1 {
 		return errors.New("give at most one of script-file and script-url")
+	}
+	if sources > 0 && c.SystemAgentVersion != "" {
+		return fmt.Errorf("sa-version %s and a script file or URL both choose the script: give one of them", c.SystemAgentVersion)
+	}
+	if c.RancherVersion != "" {
+		r, err := versions.ForRancher(c.RancherVersion)
+		if err != nil {
+			return err
+		}
+		// With a script of the user's, the Rancher version only chooses how it is served.
+		if c.SystemAgentVersion == "" && sources == 0 {
+			c.SystemAgentVersion = r.SystemAgent
+		}
+		if c.PreambleStyle == "" {
+			c.PreambleStyle = r.Preamble
+		}
 	}
 	if c.SystemAgentVersion == "" && sources == 0 {
 		c.SystemAgentVersion = versions.DefaultSystemAgent

@@ -32,6 +32,13 @@ func Client(ctx context.Context) (*client.Client, error) {
 		return nil, fmt.Errorf("%w: %w; start the Docker daemon or point DOCKER_HOST at it", ErrUnreachable, err)
 	}
 	cli := tc.Client
+	// testcontainers tries other hosts when DOCKER_HOST does not answer; a run must not go to
+	// another engine than the one the user named.
+	if want := os.Getenv("DOCKER_HOST"); want != "" && cli.DaemonHost() != want {
+		_ = cli.Close()
+		return nil, fmt.Errorf("%w: DOCKER_HOST=%s does not answer (the client would fall back to %s); fix DOCKER_HOST or unset it",
+			ErrUnreachable, want, cli.DaemonHost())
+	}
 	if _, err := cli.Ping(ctx); err != nil {
 		_ = cli.Close()
 		return nil, fmt.Errorf("%w at %s: %w; start the Docker daemon or point DOCKER_HOST at it",

@@ -82,6 +82,12 @@ func TestScenarioErrorsNameFileLineAndAllowedValues(t *testing.T) {
 		{"empty", "name: nothing\n", []string{"bad.yaml", "selects no cells"}},
 		{"not yaml", "cells: [\n", []string{"bad.yaml", "not valid YAML"}},
 		{"empty axis", "matrices:\n  - {ca: [], mode: strict, checksum: wrong, strict-verify: unset, path: direct}\n", []string{"bad.yaml:2", "axis ca has no values"}},
+		{"axis twice in a cell", "cells:\n  - {ca: private, ca: public, mode: strict, checksum: wrong, strict-verify: unset, path: direct}\n",
+			[]string{"bad.yaml:2", "axis ca given twice in one cell"}},
+		{"second document", "cells:\n  - {ca: private, mode: strict, checksum: wrong, strict-verify: unset, path: direct}\n---\ncells: []\n",
+			[]string{"bad.yaml:3", "second YAML document"}},
+		{"empty file", "", []string{"bad.yaml is empty"}},
+		{"comments only", "# nothing here\n", []string{"bad.yaml"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

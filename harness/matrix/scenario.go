@@ -2,7 +2,9 @@ package matrix
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -35,7 +37,18 @@ func ParseScenario(name string, data []byte) (*Scenario, error) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("scenario %s is empty: give matrices and/or cells (see scenarios/smoke.yaml)", name)
+		}
 		return nil, fmt.Errorf("scenario %s: not valid YAML: %w", name, err)
+	}
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		line := more.Line
+		if err != nil {
+			line = 0
+		}
+		return nil, fmt.Errorf("scenario %s:%d: a second YAML document: a scenario file holds one (drop the ---)", name, line)
 	}
 	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("scenario %s:%d: want a mapping with name, description, matrices and/or cells", name, doc.Line)
@@ -191,6 +204,9 @@ func (p *parser) cell(m *yaml.Node) (Cell, error) {
 		a, err := p.axis(k)
 		if err != nil {
 			return c, err
+		}
+		if set[a] {
+			return c, p.errf(k, "axis %s given twice in one cell", a)
 		}
 		x, err := p.value(a, v)
 		if err != nil {

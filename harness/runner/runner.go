@@ -298,13 +298,27 @@ func (w lineWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// transcript records the script's output in the fixtures/transcripts format.
+// transcript records the script's output in the fixtures/transcripts format, up to
+// maxTranscriptBytes: a script that floods its output until the cell's timeout must not fill
+// the memory or the disk. The classifier still reads every line.
 type transcript struct {
-	lines []string
+	lines   []string
+	size    int
+	dropped int
 }
 
+// maxTranscriptBytes is far more than any install script prints (a whole registration prints
+// a few KiB).
+const maxTranscriptBytes = 4 << 20
+
 func (t *transcript) add(stream, line string) {
-	t.lines = append(t.lines, classify.FormatLine(stream, line))
+	l := classify.FormatLine(stream, line)
+	if t.size+len(l) > maxTranscriptBytes {
+		t.dropped++
+		return
+	}
+	t.size += len(l) + 1
+	t.lines = append(t.lines, l)
 }
 
 func (t *transcript) write(dir string, c matrix.Cell, r *Result) (string, error) {
@@ -337,6 +351,9 @@ func (t *transcript) write(dir string, c matrix.Cell, r *Result) (string, error)
 	fmt.Fprintf(w, "# server: registrations=%d%s requests=%d\n", regs, icpt, r.Requests)
 	for _, l := range t.lines {
 		fmt.Fprintln(w, l)
+	}
+	if t.dropped > 0 {
+		fmt.Fprintf(w, "# truncated: %d more line(s) not kept (the transcript keeps %d bytes)\n", t.dropped, maxTranscriptBytes)
 	}
 	fmt.Fprintln(w, classify.FormatExit(r.ExitCode))
 	if err := w.Flush(); err != nil {

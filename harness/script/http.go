@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // AssetsPath is where a running Rancher serves the raw install script.
@@ -56,9 +57,13 @@ func FromRancher(ctx context.Context, baseURL string, client *http.Client) (*Scr
 	return s, nil
 }
 
+// urlTimeout bounds the download of a script from a URL with the default client.
+const urlTimeout = time.Minute
+
 func get(ctx context.Context, client *http.Client, u string) ([]byte, error) {
 	if client == nil {
-		client = &http.Client{}
+		// A server that accepts the connection and never answers must not hang the run.
+		client = &http.Client{Timeout: urlTimeout}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {

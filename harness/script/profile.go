@@ -58,6 +58,9 @@ var (
 	validateConnCall = regexp.MustCompile(`rancher-system-agent"?\s+validate-connection\b`)
 )
 
+// noDoInstall is the warning of a script without the entry function.
+const noDoInstall = "no do_install function found"
+
 // DetectProfile reads the script's structure: which guards do_install puts around the strict
 // abort and the CA-necessity check, whether those guards are well-formed, and how connection
 // info is validated. It never looks at version strings or log messages.
@@ -68,7 +71,7 @@ func DetectProfile(body []byte) Profile {
 
 	install, ok := funcs["do_install"]
 	if !ok {
-		p.Warnings = append(p.Warnings, "no do_install function found")
+		p.Warnings = append(p.Warnings, noDoInstall)
 	}
 	_, hasCheckFunc := funcs["validate_ca_required"]
 

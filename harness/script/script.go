@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -73,13 +74,19 @@ func newScript(version, source string, body []byte) (*Script, error) {
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
 	sum := sha256.Sum256(raw)
+	profile := DetectProfile(raw)
+	if slices.Contains(profile.Warnings, noDoInstall) {
+		// The markers are there, but no entry function: the oracle would judge a script it
+		// cannot read.
+		return nil, fmt.Errorf("%s: defines no do_install function, the entry point of every system-agent install script: not one the oracle can read", source)
+	}
 	return &Script{
 		Version:  version,
 		Source:   source,
 		Body:     raw,
 		Preamble: preamble,
 		SHA256:   hex.EncodeToString(sum[:]),
-		Profile:  DetectProfile(raw),
+		Profile:  profile,
 	}, nil
 }
 

@@ -252,6 +252,12 @@ func TestFromFile(t *testing.T) {
 	if _, err := FromFile(other); err == nil || !strings.Contains(err.Error(), "not a system-agent install script") {
 		t.Errorf("unrelated script: %v", err)
 	}
+	// The marker words without the entry function: not a script the oracle can read.
+	markers := filepath.Join(dir, "markers.sh")
+	os.WriteFile(markers, []byte("#!/bin/sh\n# do_install CATTLE_CA_CHECKSUM rancher-system-agent\necho hello\n"), 0o600)
+	if _, err := FromFile(markers); err == nil || !strings.Contains(err.Error(), "no do_install function") {
+		t.Errorf("script with the markers only: %v", err)
+	}
 }
 
 func TestFromURLAndRancher(t *testing.T) {

@@ -89,6 +89,21 @@ func Sweep(ctx context.Context, runID string) (Removed, error) {
 	return r, nil
 }
 
+// InUse counts the containers that carry run id runID: a run by that id is going on, or was kept.
+func InUse(ctx context.Context, runID string) (int, error) {
+	cli, err := dockerx.Client(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("look up run %s: %w", runID, err)
+	}
+	defer cli.Close()
+	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+		filters.Arg("label", LabelManaged+"=true"), filters.Arg("label", LabelRunID+"="+runID))})
+	if err != nil {
+		return 0, fmt.Errorf("look up run %s: %w", runID, err)
+	}
+	return len(cs), nil
+}
+
 // SweepStale removes the leftovers of any run (resources labelled managed and with a run id) that
 // were created more than olderThan ago. Choose olderThan longer than the longest run, so that a
 // run still going on another process is not swept from under it.
