@@ -212,11 +212,19 @@ loop:
 	} else {
 		fmt.Fprintf(stdout, "agenttls: -keep: containers of run %s are left running; remove them with `agenttls sweep -run-id %s`\n", cfg.RunID, cfg.RunID)
 	}
+	resultsPath := filepath.Join(cfg.Artifacts, "results.json")
 	if interrupted {
+		// What the suite wrote is marked, so that no one takes its failed cells for the script's.
+		if res, err := report.Read(resultsPath); err == nil {
+			res.Interrupted = true
+			if err := report.WriteAll(cfg.Artifacts, res, report.WithTranscripts(cfg.Artifacts)); err != nil {
+				fmt.Fprintf(stderr, "agenttls: could not mark %s as interrupted: %v\n", resultsPath, err)
+			} else {
+				fmt.Fprintf(stdout, "agenttls: the reports of the interrupted run are marked as such: %s\n", cfg.Artifacts)
+			}
+		}
 		return exitError{130}
 	}
-
-	resultsPath := filepath.Join(cfg.Artifacts, "results.json")
 	res, rerr := report.Read(resultsPath)
 	if rerr != nil {
 		fmt.Fprintf(stderr, "agenttls: the suite wrote no results (%v); what went wrong:\n", rerr)

@@ -221,6 +221,15 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 	if left := leftovers(t, cli, id); len(left) > 0 {
 		t.Errorf("interrupted run %s left: %v\n%s", id, left, out.String())
 	}
+	// Whatever the suite wrote of the run says it was interrupted, and is not compared.
+	if res, err := report.Read(filepath.Join(dir, "results.json")); err == nil {
+		if !res.Interrupted {
+			t.Errorf("results.json of the interrupted run is not marked interrupted")
+		}
+		if _, err := report.Diff(res, res); err == nil || !strings.Contains(err.Error(), "interrupted") {
+			t.Errorf("diff of an interrupted run: %v", err)
+		}
+	}
 	if !strings.Contains(out.String(), "interrupted") {
 		t.Errorf("no word of the interruption:\n%s", out.String())
 	}

@@ -104,6 +104,11 @@ func Diff(old, new *Results, opts ...DiffOption) (*DiffResult, error) {
 		return nil, fmt.Errorf("diff: old run %s has schema %q but new run %s has %q: re-run the older matrix with this agenttls before comparing",
 			old.RunID, old.Schema, new.RunID, new.Schema)
 	}
+	for _, r := range []*Results{old, new} {
+		if r.Interrupted {
+			return nil, fmt.Errorf("diff: run %s was interrupted: the cells that were running failed for that reason, not for the script's; run it again to completion before comparing", r.RunID)
+		}
+	}
 	oldCells, newCells := index(old.Cells), index(new.Cells)
 	d := &DiffResult{Old: runInfo(old), New: runInfo(new)}
 	for _, c := range sortedCells(old.Cells) {

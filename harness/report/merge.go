@@ -42,6 +42,9 @@ func Merge(parts ...*Results) (*Results, error) {
 	}
 	out := *first
 	out.Shard = shard
+	for _, p := range parts {
+		out.Interrupted = out.Interrupted || p.Interrupted
+	}
 	var runIDs []string
 	seenRun := map[string]bool{}
 	for _, p := range parts {

@@ -21,6 +21,9 @@ type Results struct {
 	Backend     string    `json:"backend"` // "emulator" (hermetic tier) or "rancher"
 	Started     time.Time `json:"started"`
 	Finished    time.Time `json:"finished"`
+	// Interrupted marks a run stopped by the user: cells that were running then have failed for
+	// that reason, so the run proves nothing about them, and diff refuses to compare it.
+	Interrupted bool `json:"interrupted,omitempty"`
 	// Versions under test.
 	RancherVersion     string `json:"rancherVersion,omitempty"`
 	SystemAgentVersion string `json:"systemAgentVersion"`

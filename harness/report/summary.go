@@ -25,6 +25,9 @@ func WriteMarkdown(w io.Writer, r *Results) error {
 	cells := sortedCells(r.Cells)
 
 	p("## agenttls `%s`: %s\n\n", oneLine(r.RunID, 80), headline(n))
+	if r.Interrupted {
+		p("> **Interrupted:** the run was stopped before it ended; cells that were running then failed for that reason.\n\n")
+	}
 	p("| | |\n|---|---|\n")
 	if r.SystemAgentVersion != "" {
 		p("| system-agent | %s |\n", mdCode(r.SystemAgentVersion, 60))
@@ -238,6 +241,9 @@ func SummaryTable(w io.Writer, r *Results) error {
 	}
 	if r.Shard != "" {
 		fmt.Fprintf(bw, ", shard %s", oneLine(r.Shard, 20))
+	}
+	if r.Interrupted {
+		fmt.Fprintf(bw, " (INTERRUPTED)")
 	}
 	fmt.Fprintf(bw, "\n%d cells: %d FAILED, %d passed, %d skipped", n.Total, n.Failed, n.Passed, n.Skipped)
 	if n.Exposed > 0 {
