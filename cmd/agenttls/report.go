@@ -429,6 +429,11 @@ func reportMerge(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if len(pos) == 0 {
 		return badInput("give the results files of the shards: agenttls report merge -o dir part1.json part2.json...")
 	}
+	for _, p := range pos {
+		if same, _ := sameDir(filepath.Dir(resultsPath(p)), *out); same {
+			return badInput("-o %s holds shard %s: the merge would overwrite it; give another folder", *out, p)
+		}
+	}
 	parts, err := readResults(pos)
 	if err != nil {
 		return err

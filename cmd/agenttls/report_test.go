@@ -377,6 +377,7 @@ func TestReportMerge(t *testing.T) {
 		"no -o":         {parts[0]},
 		"no parts":      {"-o", filepath.Join(base, "z")},
 		"truncated":     {"-o", filepath.Join(base, "w"), parts[0], writeTruncated(t, parts[1])},
+		"into a shard":  {"-o", filepath.Dir(parts[0]), parts[0], parts[1], parts[2]},
 	} {
 		if r := cli(t, append([]string{"report", "merge"}, args...)...); r.code != exitBadInput || !strings.HasPrefix(r.stderr, "agenttls report merge: ") {
 			t.Errorf("%s: exit %d, stderr %q", name, r.code, r.stderr)
