@@ -87,6 +87,16 @@ func agenttls(t *testing.T, env []string, args ...string) runOut {
 	return runOut{code, out.String()}
 }
 
+// readRun reads the results.json a run wrote into dir.
+func readRun(t *testing.T, dir string) *report.Results {
+	t.Helper()
+	res, err := report.Read(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
 // leftovers lists what Docker still holds of run id.
 func leftovers(t *testing.T, cli client.APIClient, id string) []string {
 	t.Helper()
@@ -125,10 +135,7 @@ func TestSmokeRunPassesAndLeavesNothing(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("smoke run exit %d:\n%s", r.code, r.output)
 	}
-	res, err := report.Read(filepath.Join(dir, "results.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := readRun(t, dir)
 	c := res.Counts()
 	if c.Total != 6 || c.Passed != 6 {
 		t.Fatalf("smoke: %+v\n%s", c, r.output)
@@ -169,10 +176,7 @@ func TestFlippedOracleFailsAndNamesTheCell(t *testing.T) {
 	if r.code == 0 {
 		t.Fatalf("a deliberately wrong expectation did not fail the run:\n%s", r.output)
 	}
-	res, err := report.Read(filepath.Join(dir, "results.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := readRun(t, dir)
 	failed := res.Failed()
 	if len(failed) != 1 || failed[0].ID != flipped {
 		t.Fatalf("want exactly %s failed, got %+v", flipped, failed)
@@ -309,10 +313,7 @@ func TestRancherTierWithStandInFailsTheFlippedCellAndLeavesNothing(t *testing.T)
 	if r.code != 1 {
 		t.Fatalf("Rancher tier with a flipped cell: exit %d, want 1:\n%s", r.code, r.output)
 	}
-	res, err := report.Read(filepath.Join(dir, "results.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := readRun(t, dir)
 	if res.Backend != config.BackendRancher {
 		t.Errorf("results.json backend %q, want %q", res.Backend, config.BackendRancher)
 	}
@@ -364,10 +365,7 @@ func TestRancherTierWithoutImageIsSkippedWithReason(t *testing.T) {
 			if r.code != tc.code {
 				t.Fatalf("exit %d, want %d:\n%s", r.code, tc.code, r.output)
 			}
-			res, err := report.Read(filepath.Join(dir, "results.json"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := readRun(t, dir)
 			if n := res.Counts(); n.Total != 6 || n.Skipped != 6 {
 				t.Fatalf("counts %+v, want all 6 cells skipped", n)
 			}
@@ -399,10 +397,7 @@ func TestLabelFilterRunsOnlyTheSelectedCells(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d:\n%s", r.code, r.output)
 	}
-	res, err := report.Read(filepath.Join(dir, "results.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := readRun(t, dir)
 	if len(res.Cells) != 2 {
 		t.Fatalf("%d cells ran, want the 2 private direct cells of the smoke set:\n%s", len(res.Cells), r.output)
 	}
@@ -436,10 +431,7 @@ func TestScriptFileRunWritesItsResults(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d:\n%s", r.code, r.output)
 	}
-	res, err := report.Read(filepath.Join(dir, "results.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := readRun(t, dir)
 	if res.SystemAgentVersion != "" || len(res.ScriptSHA256) != 64 || !strings.Contains(res.ScriptSource, "install.sh") {
 		t.Errorf("a file's run: version %q, sha %q, source %q", res.SystemAgentVersion, res.ScriptSHA256, res.ScriptSource)
 	}
