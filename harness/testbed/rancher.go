@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,17 +14,12 @@ import (
 	"time"
 
 	"github.com/testcontainers/testcontainers-go"
-	tcnetwork "github.com/testcontainers/testcontainers-go/network"
 
-	"github.com/agenttls/agenttls/harness/command"
 	"github.com/agenttls/agenttls/harness/config"
-	"github.com/agenttls/agenttls/harness/images"
 	"github.com/agenttls/agenttls/harness/k3d"
 	"github.com/agenttls/agenttls/harness/matrix"
-	"github.com/agenttls/agenttls/harness/pki"
 	"github.com/agenttls/agenttls/harness/rancher"
 	"github.com/agenttls/agenttls/harness/script"
-	"github.com/agenttls/agenttls/harness/sweep"
 )
 
 const (
@@ -86,7 +80,6 @@ func (tb *Testbed) probeNodes(ctx context.Context, base string, labels map[strin
 // startRancherTier starts the Rancher tier's testbed.
 func (tb *Testbed) startRancherTier(ctx context.Context, s *script.Script, cells []matrix.Cell, o options) error {
 	logf := tb.logger(o)
-	labels := sweep.Labels(tb.RunID)
 	ro := o.rancher
 	standIn := ro.image == config.RancherImageEmulator
 
@@ -103,42 +96,8 @@ func (tb *Testbed) startRancherTier(ctx context.Context, s *script.Script, cells
 		logf("rancher image %s present", ro.image)
 	}
 
-	var tools, base string
-	err := both(
-		func() (err error) { tools, err = images.Tools(ctx); return err },
-		func() (err error) {
-			base, err = images.Node(ctx, images.WithProgress(prefixWriter{o.progress, "setup: node image: "}))
-			return err
-		})
+	g, err := tb.prepare(ctx, o, logf)
 	if err != nil {
-		return err
-	}
-	logf("images ready: %s, %s", tools, base)
-
-	p, err := pki.New()
-	if err != nil {
-		return err
-	}
-	tb.PKI = p
-	leaves, err := tb.leaves(p)
-	if err != nil {
-		return err
-	}
-	tb.Checksums = map[matrix.CAKind]command.Checksums{}
-	for _, ca := range []matrix.CAKind{matrix.CAPrivate, matrix.CAPublic, matrix.CAPrivateBundle} {
-		tb.Checksums[ca] = command.Checksums{
-			Correct: sha256Hex(pki.CACertsServed(pki.Setting(cacertsFile(p, ca)))),
-			Wrong:   pki.Checksum(p.StaleRoot.CertPEM),
-		}
-	}
-	net, err := tcnetwork.New(ctx, tcnetwork.WithLabels(labels))
-	if err != nil {
-		return fmt.Errorf("create network: %w", err)
-	}
-	tb.network = net
-	tb.Network = net.Name
-	logf("network %s", net.Name)
-	if err := tb.probeNodes(ctx, base, labels, logf); err != nil {
 		return err
 	}
 
@@ -159,7 +118,7 @@ func (tb *Testbed) startRancherTier(ctx context.Context, s *script.Script, cells
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				ep, sc, err := tb.startRancher(ctx, ca, tools, s, p, leaves, labels, o, logf)
+				ep, sc, err := tb.startRancher(ctx, ca, g, s, o)
 				if err != nil {
 					errs[i] = fmt.Errorf("rancher for CA kind %s: %w", ca, err)
 					return
@@ -187,28 +146,16 @@ func (tb *Testbed) startRancherTier(ctx context.Context, s *script.Script, cells
 			}
 		}
 		sortKeys(proxies)
-		if err := tb.parallel(ctx, proxies, func(ctx context.Context, k serverKeyParts) (serverSpec, error) {
-			return tb.proxySpec(tools, p, leaves, k, labels)
-		}); err != nil {
-			return err
-		}
-		logf("%d proxy(ies) up in front of the Rancher(s)", len(proxies))
-		return nil
-	}, func() error {
-		if err := tb.trustImages(ctx, p, base, cells, labels); err != nil {
-			return err
-		}
-		logf("node images ready for trust profiles %s", strings.Join(slices.Sorted(maps.Keys(tb.NodeImages)), ", "))
-		return nil
-	})
+		return tb.startProxies(ctx, g, proxies, " in front of the Rancher(s)")
+	}, func() error { return tb.trustImages(ctx, g, cells) })
 }
 
 // startRancher starts the Rancher of one CA kind and prepares it for registrations: log in, set
 // server-url, note whether agent-tls-mode exists, create the custom cluster, read its
 // registration command and wait until Rancher accepts registrations. It also returns the script
 // Rancher serves.
-func (tb *Testbed) startRancher(ctx context.Context, ca matrix.CAKind, tools string, s *script.Script, p *pki.PKI, l leafSet,
-	labels map[string]string, o options, logf func(string, ...any)) (RancherEndpoint, *script.Script, error) {
+func (tb *Testbed) startRancher(ctx context.Context, ca matrix.CAKind, g *ground, s *script.Script, o options) (RancherEndpoint, *script.Script, error) {
+	p, l, labels, logf := g.pki, g.leaves, g.labels, g.logf
 	ro := o.rancher
 	iv := ro.intervals
 	root := p.PrivateRoot
@@ -224,7 +171,7 @@ func (tb *Testbed) startRancher(ctx context.Context, ca matrix.CAKind, tools str
 	)
 	t0 := time.Now()
 	if ro.image == config.RancherImageEmulator {
-		spec, err := tb.emulatorSpec(tools, s, p, l, serverKeyParts{ca: ca, mode: matrix.ModeStrict}, labels, o)
+		spec, err := tb.emulatorSpec(g.tools, s, p, l, serverKeyParts{ca: ca, mode: matrix.ModeStrict}, labels, o)
 		if err != nil {
 			return RancherEndpoint{}, nil, err
 		}

@@ -238,63 +238,73 @@ func Run(ctx context.Context, s *script.Script, cells []matrix.Cell, opts ...Opt
 	return tb, nil
 }
 
-func (tb *Testbed) start(ctx context.Context, s *script.Script, cells []matrix.Cell, o options) error {
-	t0 := time.Now()
-	var logMu sync.Mutex
-	logf := func(format string, a ...any) {
-		logMu.Lock()
-		defer logMu.Unlock()
-		fmt.Fprintf(o.progress, "setup: %5.1fs "+format+"\n", append([]any{time.Since(t0).Seconds()}, a...)...)
-	}
-	labels := sweep.Labels(tb.RunID)
+// ground is what both tiers start from: the images, the run's PKI and leaf certificates, the
+// checksums of every CA kind, the labelled network and the setup logger.
+type ground struct {
+	tools, base string
+	pki         *pki.PKI
+	leaves      leafSet
+	labels      map[string]string
+	logf        func(string, ...any)
+}
+
+// prepare builds (or finds) the images, makes the PKI and the network, and probes the node
+// provider. The Rancher tier checks its image before calling it, so that a missing Rancher image
+// costs nothing else.
+func (tb *Testbed) prepare(ctx context.Context, o options, logf func(string, ...any)) (*ground, error) {
+	g := &ground{labels: sweep.Labels(tb.RunID), logf: logf}
 
 	// Images: the tools image and the node image are independent (the node image takes about a
-	// minute the first time on a machine, then it is cached).
-	var tools, base string
+	// minute the first time on a machine, then it is cached). The images package prefixes its
+	// own lines with the image they are about.
 	err := both(
-		func() (err error) { tools, err = images.Tools(ctx); return err },
+		func() (err error) { g.tools, err = images.Tools(ctx); return err },
 		func() (err error) {
-			base, err = images.Node(ctx, images.WithProgress(prefixWriter{o.progress, "setup: node image: "}))
+			g.base, err = images.Node(ctx, images.WithProgress(prefixWriter{o.progress, "setup: "}))
 			return err
 		})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	logf("images ready: %s, %s", tools, base)
+	logf("images ready: %s, %s", g.tools, g.base)
 
-	p, err := pki.New()
-	if err != nil {
-		return err
+	if g.pki, err = pki.New(); err != nil {
+		return nil, err
 	}
-	tb.PKI = p
-	leaves, err := tb.leaves(p)
-	if err != nil {
-		return err
+	tb.PKI = g.pki
+	if g.leaves, err = tb.leaves(g.pki); err != nil {
+		return nil, err
 	}
 	tb.Checksums = map[matrix.CAKind]command.Checksums{}
 	for _, ca := range []matrix.CAKind{matrix.CAPrivate, matrix.CAPublic, matrix.CAPrivateBundle} {
 		tb.Checksums[ca] = command.Checksums{
-			Correct: sha256Hex(pki.CACertsServed(pki.Setting(cacertsFile(p, ca)))),
-			Wrong:   pki.Checksum(p.StaleRoot.CertPEM),
+			Correct: sha256Hex(pki.CACertsServed(pki.Setting(cacertsFile(g.pki, ca)))),
+			Wrong:   pki.Checksum(g.pki.StaleRoot.CertPEM),
 		}
 	}
 
-	net, err := tcnetwork.New(ctx, tcnetwork.WithLabels(labels))
+	net, err := tcnetwork.New(ctx, tcnetwork.WithLabels(g.labels))
 	if err != nil {
-		return fmt.Errorf("create network: %w", err)
+		return nil, fmt.Errorf("create network: %w", err)
 	}
 	tb.network = net
 	tb.Network = net.Name
 	logf("network %s", net.Name)
+	if err := tb.probeNodes(ctx, g.base, g.labels, logf); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
 
-	// Servers (emulators first: proxies need their addresses) and the node images of each trust
-	// profile are independent, so both go at once.
-	if err := tb.probeNodes(ctx, base, labels, logf); err != nil {
+// start starts the hermetic tier's testbed: one emulator per CA kind and mode, the proxies in
+// front of them and the node images, the servers and the images concurrently.
+func (tb *Testbed) start(ctx context.Context, s *script.Script, cells []matrix.Cell, o options) error {
+	g, err := tb.prepare(ctx, o, tb.logger(o))
+	if err != nil {
 		return err
 	}
-	need := needs(cells, false)
 	var emus, proxies []serverKeyParts
-	for k := range need {
+	for k := range needs(cells, false) {
 		if k.proxy == "" {
 			emus = append(emus, k)
 		} else {
@@ -305,32 +315,31 @@ func (tb *Testbed) start(ctx context.Context, s *script.Script, cells []matrix.C
 	sortKeys(proxies)
 	return both(func() error {
 		if err := tb.parallel(ctx, emus, func(ctx context.Context, k serverKeyParts) (serverSpec, error) {
-			return tb.emulatorSpec(tools, s, p, leaves, k, labels, o)
+			return tb.emulatorSpec(g.tools, s, g.pki, g.leaves, k, g.labels, o)
 		}); err != nil {
 			return err
 		}
-		logf("%d emulator(s) up", len(emus))
-		if err := tb.parallel(ctx, proxies, func(ctx context.Context, k serverKeyParts) (serverSpec, error) {
-			return tb.proxySpec(tools, p, leaves, k, labels)
-		}); err != nil {
-			return err
-		}
-		logf("%d proxy(ies) up", len(proxies))
-		return nil
-	}, func() error {
-		if err := tb.trustImages(ctx, p, base, cells, labels); err != nil {
-			return err
-		}
-		logf("node images ready for trust profiles %s", strings.Join(slices.Sorted(maps.Keys(tb.NodeImages)), ", "))
-		return nil
-	})
+		g.logf("%d emulator(s) up", len(emus))
+		return tb.startProxies(ctx, g, proxies, "")
+	}, func() error { return tb.trustImages(ctx, g, cells) })
+}
+
+// startProxies starts the interception proxies of keys, in front of the servers already up.
+func (tb *Testbed) startProxies(ctx context.Context, g *ground, keys []serverKeyParts, where string) error {
+	if err := tb.parallel(ctx, keys, func(ctx context.Context, k serverKeyParts) (serverSpec, error) {
+		return tb.proxySpec(g.tools, g.pki, g.leaves, k, g.labels)
+	}); err != nil {
+		return err
+	}
+	g.logf("%d proxy(ies) up%s", len(keys), where)
+	return nil
 }
 
 // trustImages prepares one node image per system trust store the cells need.
-func (tb *Testbed) trustImages(ctx context.Context, p *pki.PKI, base string, cells []matrix.Cell, labels map[string]string) error {
+func (tb *Testbed) trustImages(ctx context.Context, g *ground, cells []matrix.Cell) error {
 	trusts := map[string]map[string][]byte{}
 	for _, c := range cells {
-		trusts[trustKey(c)] = trustRoots(p, c)
+		trusts[trustKey(c)] = trustRoots(g.pki, c)
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -338,14 +347,14 @@ func (tb *Testbed) trustImages(ctx context.Context, p *pki.PKI, base string, cel
 	for k, roots := range trusts {
 		if len(roots) == 0 {
 			tb.mu.Lock()
-			tb.NodeImages[k] = base
+			tb.NodeImages[k] = g.base
 			tb.mu.Unlock()
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			img, err := images.TrustVariant(ctx, base, roots, labels)
+			img, err := images.TrustVariant(ctx, g.base, roots, g.labels)
 			if err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("node image for %s: %w", k, err))
@@ -358,7 +367,11 @@ func (tb *Testbed) trustImages(ctx context.Context, p *pki.PKI, base string, cel
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	g.logf("node images ready for trust profiles %s", strings.Join(slices.Sorted(maps.Keys(tb.NodeImages)), ", "))
+	return nil
 }
 
 // both runs a and b concurrently and joins their errors.
