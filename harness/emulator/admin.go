@@ -261,14 +261,21 @@ func (e *Emulator) serveV3SettingPut(w http.ResponseWriter, r *http.Request) {
 	}
 	next := *s
 	next.value = *body.Value
-	if code, msg := e.admitSetting(name, s, &next, s.annotations); code != 0 {
+	e.updateSetting(w, r, name, s, &next, v3Setting)
+}
+
+// updateSetting admits next in place of old (the rules Rancher enforces) and stores it, or
+// answers with the refusal. Called with e.mu held.
+func (e *Emulator) updateSetting(w http.ResponseWriter, r *http.Request, name string, old, next *setting,
+	render func(string, *setting) map[string]any) {
+	if code, msg := e.admitSetting(name, old, next); code != 0 {
 		accesslog.Annotate(r.Context(), "setting refused")
 		apiError(w, code, http.StatusText(code), msg)
 		return
 	}
-	e.admin.put(name, &next)
+	e.admin.put(name, next)
 	accesslog.Annotate(r.Context(), fmt.Sprintf("setting %s=%q", name, next.value))
-	accesslog.WriteJSON(w, http.StatusOK, v3Setting(name, &next))
+	accesslog.WriteJSON(w, http.StatusOK, render(name, next))
 }
 
 func (e *Emulator) serveV1SettingGet(w http.ResponseWriter, r *http.Request) {
@@ -320,19 +327,12 @@ func (e *Emulator) serveV1SettingPut(w http.ResponseWriter, r *http.Request) {
 	for k, v := range body.Metadata.Annotations {
 		next.annotations[k] = v
 	}
-	if code, msg := e.admitSetting(name, s, &next, next.annotations); code != 0 {
-		accesslog.Annotate(r.Context(), "setting refused")
-		apiError(w, code, http.StatusText(code), msg)
-		return
-	}
-	e.admin.put(name, &next)
-	accesslog.Annotate(r.Context(), fmt.Sprintf("setting %s=%q", name, next.value))
-	accesslog.WriteJSON(w, http.StatusOK, v1Setting(name, &next))
+	e.updateSetting(w, r, name, s, &next, v1Setting)
 }
 
 // admitSetting applies the rules Rancher enforces on a setting update; 0 means allowed. Called
 // with e.mu held.
-func (e *Emulator) admitSetting(name string, old, next *setting, annotations map[string]string) (int, string) {
+func (e *Emulator) admitSetting(name string, old, next *setting) (int, string) {
 	if old.readOnly && (next.value != old.value || next.def != old.def) {
 		return http.StatusMethodNotAllowed, fmt.Sprintf("agenttls emulator: setting %s cannot be changed through the API", name)
 	}
@@ -341,7 +341,7 @@ func (e *Emulator) admitSetting(name string, old, next *setting, annotations map
 		if _, err := ParseAgentTLSMode(next.effective()); err != nil {
 			return http.StatusUnprocessableEntity, "agenttls emulator: " + err.Error()
 		}
-		if old.effective() == ModeSystemStore && next.effective() == ModeStrict && annotations[AnnotationForce] != "true" {
+		if old.effective() == ModeSystemStore && next.effective() == ModeStrict && next.annotations[AnnotationForce] != "true" {
 			for _, k := range sortedKeys(e.admin.clusters) {
 				c := e.admin.clusters[k]
 				return http.StatusForbidden, fmt.Sprintf("agenttls emulator: agent-tls-mode may not go from system-store to strict: "+
