@@ -1,6 +1,7 @@
 package matrix
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,9 +153,31 @@ func TestShardsPartitionTheCells(t *testing.T) {
 			t.Errorf("cell %s is in %d shards", id, k)
 		}
 	}
-	for _, bad := range []string{"0/3", "4/3", "x", "1/0"} {
-		if _, _, err := ParseShard(bad); err == nil {
-			t.Errorf("ParseShard(%q) accepted", bad)
+}
+
+func TestParseShard(t *testing.T) {
+	good := map[string][2]int{"": {1, 1}, "1/1": {1, 1}, "2/4": {2, 4}, "3/3": {3, 3}, "10/12": {10, 12}}
+	for s, want := range good {
+		i, n, err := ParseShard(s)
+		if err != nil || i != want[0] || n != want[1] {
+			t.Errorf("ParseShard(%q) = %d, %d, %v; want %d/%d", s, i, n, err, want[0], want[1])
+		}
+	}
+	bad := []string{
+		"0/3", "4/3", "1/0", "x", "1", "/", "1/", "/3", "1/3/", "1/3/5",
+		"1/3x", "1/3 ", " 1/3", "1 /3", "1/ 3", "02/2", "1/03", "+1/3", "-1/3", "1/+3",
+		"1.0/3", "1/99999999999999999999", "１/3",
+	}
+	for _, s := range bad {
+		_, _, err := ParseShard(s)
+		if err == nil {
+			t.Errorf("ParseShard(%q) accepted", s)
+			continue
+		}
+		for _, w := range []string{fmt.Sprintf("%q", s), "i/n", "1 <= i <= n"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("ParseShard(%q): error %q lacks %q", s, err, w)
+			}
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -257,13 +258,36 @@ func Shard(cells []Cell, i, n int) ([]Cell, error) {
 	return out, nil
 }
 
-// ParseShard parses "i/n"; the empty string means no sharding (1/1).
+// ParseShard parses "i/n": two decimal integers without signs, spaces or leading zeros, with
+// 1 <= i <= n. The empty string means no sharding (1/1).
 func ParseShard(s string) (i, n int, err error) {
 	if s == "" {
 		return 1, 1, nil
 	}
-	if _, err := fmt.Sscanf(s, "%d/%d", &i, &n); err != nil || n < 1 || i < 1 || i > n {
-		return 0, 0, fmt.Errorf("shard %q: want i/n with 1 <= i <= n, e.g. 2/4", s)
+	is, ns, ok := strings.Cut(s, "/")
+	if ok {
+		i, ok = shardNumber(is)
+	}
+	if ok {
+		n, ok = shardNumber(ns)
+	}
+	if !ok || i > n {
+		return 0, 0, fmt.Errorf("shard %q: want i/n, two whole numbers without spaces or leading zeros with 1 <= i <= n, e.g. 2/4", s)
 	}
 	return i, n, nil
+}
+
+// shardNumber parses one side of i/n: a positive decimal integer written without a sign,
+// spaces or leading zeros.
+func shardNumber(s string) (int, bool) {
+	if s == "" || s[0] == '0' || len(s) > 9 {
+		return 0, false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return 0, false
+		}
+	}
+	v, err := strconv.Atoi(s)
+	return v, err == nil
 }
