@@ -67,6 +67,20 @@ func TestEveryScenarioFileLoads(t *testing.T) {
 	}
 }
 
+// okCell is a valid cell in YAML flow style.
+const okCell = "{ca: private, mode: strict, checksum: absent, strict-verify: unset, path: direct}"
+
+func TestScenarioTextFields(t *testing.T) {
+	doc := "name: \"42\"\ndescription: |\n  several\n  lines\ncells:\n  - {ca: private, mode: strict, checksum: absent, strict-verify: unset, path: direct, note: ' a note '}\n"
+	s, err := ParseScenario("ok.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Name != "42" || s.Description != "several\nlines" || len(s.Cells) != 1 || s.Cells[0].Note != "a note" {
+		t.Errorf("name %q, description %q, cells %+v", s.Name, s.Description, s.Cells)
+	}
+}
+
 func TestScenarioErrorsNameFileLineAndAllowedValues(t *testing.T) {
 	cases := []struct {
 		name, doc string
@@ -89,6 +103,24 @@ func TestScenarioErrorsNameFileLineAndAllowedValues(t *testing.T) {
 			[]string{"bad.yaml:3", "second YAML document"}},
 		{"empty file", "", []string{"bad.yaml is empty"}},
 		{"comments only", "# nothing here\n", []string{"bad.yaml"}},
+		{"cells twice", "cells:\n  - " + okCell + "\nname: x\ncells:\n  - {ca: public, mode: strict, checksum: wrong, strict-verify: unset, path: direct}\n",
+			[]string{"bad.yaml:4", "key cells given twice in one scenario (first on line 1)"}},
+		{"matrices twice", "matrices:\n  - {ca: [private], mode: strict, checksum: wrong, strict-verify: unset, path: [direct]}\nmatrices:\n  - {ca: [public], mode: strict, checksum: wrong, strict-verify: unset, path: [direct]}\n",
+			[]string{"bad.yaml:3", "key matrices given twice in one scenario (first on line 1)"}},
+		{"name twice", "name: a\ndescription: d\nname: b\ncells:\n  - " + okCell + "\n",
+			[]string{"bad.yaml:3", "key name given twice in one scenario"}},
+		{"note twice in a cell", "cells:\n  - {ca: private, mode: strict, checksum: wrong, strict-verify: unset, path: direct,\n     note: a, note: b}\n",
+			[]string{"bad.yaml:3", "key note given twice in one cell (first on line 3)"}},
+		{"axis twice in a matrix", "matrices:\n  - ca: [private]\n    mode: strict\n    checksum: wrong\n    strict-verify: unset\n    path: direct\n    ca: [public]\n",
+			[]string{"bad.yaml:7", "axis ca given twice in one matrix (first on line 2)"}},
+		{"name a list", "name: [a, b]\ncells:\n  - " + okCell + "\n", []string{"bad.yaml:1", "name: want a string, got a list"}},
+		{"name a number", "name: 42\ncells:\n  - " + okCell + "\n", []string{"bad.yaml:1", "name: want a string, got a number (42)", "quote it"}},
+		{"description a mapping", "description:\n  what: smoke\ncells:\n  - " + okCell + "\n", []string{"bad.yaml:2", "description: want a string, got a mapping"}},
+		{"description a boolean", "description: true\ncells:\n  - " + okCell + "\n", []string{"bad.yaml:1", "description: want a string, got a boolean (true)"}},
+		{"note a list", "cells:\n  - {ca: private, mode: strict, checksum: wrong, strict-verify: unset, path: direct,\n     note: [a, b]}\n",
+			[]string{"bad.yaml:3", "note: want a string, got a list"}},
+		{"note empty", "cells:\n  - ca: private\n    mode: strict\n    checksum: wrong\n    strict-verify: unset\n    path: direct\n    note:\n",
+			[]string{"bad.yaml:7", "note: want a string, got nothing"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

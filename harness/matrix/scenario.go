@@ -57,13 +57,24 @@ func ParseScenario(name string, data []byte) (*Scenario, error) {
 	p := &parser{file: name, seen: map[string]int{}}
 	s := &Scenario{File: name, Name: strings.TrimSuffix(filepath.Base(name), filepath.Ext(name))}
 	root := doc.Content[0]
+	if err := p.uniqueKeys(root, "scenario"); err != nil {
+		return nil, err
+	}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		switch k.Value {
 		case "name":
-			s.Name = v.Value
+			name, err := p.text(k, v)
+			if err != nil {
+				return nil, err
+			}
+			s.Name = name
 		case "description":
-			s.Description = strings.TrimSpace(v.Value)
+			desc, err := p.text(k, v)
+			if err != nil {
+				return nil, err
+			}
+			s.Description = strings.TrimSpace(desc)
 		case "matrices":
 			if v.Kind != yaml.SequenceNode {
 				return nil, p.errf(v, "matrices must be a list of axis -> [values] mappings")
@@ -109,6 +120,53 @@ func (p *parser) errf(n *yaml.Node, format string, a ...any) error {
 	return fmt.Errorf("scenario %s:%d: %s", p.file, n.Line, fmt.Sprintf(format, a...))
 }
 
+// uniqueKeys refuses a mapping (the scenario, a matrix or a cell) that gives a key twice: YAML
+// decoders keep one of the two silently, so the file would not say what runs.
+func (p *parser) uniqueKeys(m *yaml.Node, what string) error {
+	first := map[string]int{}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k := m.Content[i]
+		if line, dup := first[k.Value]; dup {
+			name := "key " + k.Value
+			if _, isAxis := Values[Axis(k.Value)]; isAxis && what != "scenario" {
+				name = "axis " + k.Value
+			}
+			return p.errf(k, "%s given twice in one %s (first on line %d): give it once", name, what, line)
+		}
+		first[k.Value] = k.Line
+	}
+	return nil
+}
+
+// text is the value of a free-text key (name, description, note): a YAML string.
+func (p *parser) text(k, v *yaml.Node) (string, error) {
+	if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" {
+		return "", p.errf(v, "%s: want a string, got %s (quote it if it is text)", k.Value, yamlKind(v))
+	}
+	return v.Value, nil
+}
+
+// yamlKind names what a node holds, for errors.
+func yamlKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	switch n.ShortTag() {
+	case "!!null":
+		return "nothing"
+	case "!!bool":
+		return "a boolean (" + n.Value + ")"
+	case "!!int", "!!float":
+		return "a number (" + n.Value + ")"
+	}
+	return n.ShortTag()
+}
+
 func (p *parser) add(s *Scenario, at *yaml.Node, cells []Cell) error {
 	for _, c := range cells {
 		if line, dup := p.seen[c.ID()]; dup {
@@ -143,15 +201,15 @@ func (p *parser) matrix(m *yaml.Node) ([]Cell, error) {
 	if m.Kind != yaml.MappingNode {
 		return nil, p.errf(m, "a matrix is a mapping of axis -> [values]")
 	}
+	if err := p.uniqueKeys(m, "matrix"); err != nil {
+		return nil, err
+	}
 	values := map[Axis][]string{}
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k, v := m.Content[i], m.Content[i+1]
 		a, err := p.axis(k)
 		if err != nil {
 			return nil, err
-		}
-		if _, dup := values[a]; dup {
-			return nil, p.errf(k, "axis %s given twice in one matrix", a)
 		}
 		items := []*yaml.Node{v}
 		if v.Kind == yaml.SequenceNode {
@@ -195,19 +253,23 @@ func (p *parser) cell(m *yaml.Node) (Cell, error) {
 	if m.Kind != yaml.MappingNode {
 		return c, p.errf(m, "a cell is a mapping of axis -> value (and an optional note)")
 	}
+	if err := p.uniqueKeys(m, "cell"); err != nil {
+		return c, err
+	}
 	set := map[Axis]bool{}
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k, v := m.Content[i], m.Content[i+1]
 		if k.Value == "note" {
-			c.Note = strings.TrimSpace(v.Value)
+			note, err := p.text(k, v)
+			if err != nil {
+				return c, err
+			}
+			c.Note = strings.TrimSpace(note)
 			continue
 		}
 		a, err := p.axis(k)
 		if err != nil {
 			return c, err
-		}
-		if set[a] {
-			return c, p.errf(k, "axis %s given twice in one cell", a)
 		}
 		x, err := p.value(a, v)
 		if err != nil {
