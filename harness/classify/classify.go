@@ -151,6 +151,42 @@ func (c *Classifier) Proven() verdict.Verdict {
 	return c.v
 }
 
+// curlProgressRow matches the start of one row of curl's progress meter (curl without -s, as
+// in the registration command's `curl -fL`): three percent/size pairs, the two average speeds,
+// the three times (--:--:--, 0:00:01 or 2d 03h) and the current speed, e.g.
+// "100 34479    0 34479    0     0  94370      0 --:--:-- --:--:-- --:--:-- 94647".
+var curlProgressRow = regexp.MustCompile(`^\s*(?:\d{1,3}\s+[\d.]+[kMGTP]?\s+){3}(?:[\d.]+[kMGTP]?\s+){2}` +
+	`(?:(?:--:--:--|\d+:\d\d:\d\d|\d+d \d\dh|\d+d)\s+){3}[\d.]+[kMGTP]?`)
+
+// isCurlProgressHeader reports whether s is one of the two header lines of curl's progress
+// meter ("% Total    % Received % Xferd  Average Speed ..." and "Dload  Upload   Total ...").
+func isCurlProgressHeader(s string) bool {
+	f := strings.Fields(s)
+	return strings.HasPrefix(strings.Join(f, " "), "% Total % Received % Xferd") ||
+		strings.Join(f, " ") == "Dload Upload Total Spent Left Speed"
+}
+
+// ownText takes curl's progress meter out of an output line and returns the text left, or
+// false when the line is nothing but the meter. curl redraws its meter with carriage returns,
+// so one line may hold several rows and, glued to them, a line of the script: the text after
+// the last carriage return (or after the last row) is the script's.
+func ownText(line string) (string, bool) {
+	segs := strings.Split(strings.TrimRight(line, "\r\n"), "\r")
+	for i := len(segs) - 1; i >= 0; i-- {
+		seg := segs[i]
+		if isCurlProgressHeader(seg) {
+			continue
+		}
+		if m := curlProgressRow.FindStringIndex(seg); m != nil {
+			seg = seg[m[1]:]
+		}
+		if t := strings.TrimSpace(seg); t != "" {
+			return t, true
+		}
+	}
+	return "", false
+}
+
 // splitTag takes "[INFO]  msg" apart; lines without a known tag have tag "".
 func splitTag(line string) (tag, msg string) {
 	l := strings.TrimSpace(strings.TrimRight(line, "\r\n"))
@@ -173,12 +209,16 @@ func (c *Classifier) decide(v verdict.Verdict, ev verdict.Evidence, detail strin
 // is now proven, so that the runner may stop the script. The first proof wins; later lines are
 // still recorded for Finish's evidence but do not change the verdict.
 func (c *Classifier) Line(stream, line string) (decided bool) {
-	tag, msg := splitTag(line)
+	text, ok := ownText(line)
+	if !ok {
+		// Blank, or curl's progress meter: it proves nothing and is never the evidence.
+		return c.decided
+	}
+	tag, msg := splitTag(text)
 	if msg == "" {
 		return c.decided
 	}
-	shown := strings.TrimRight(line, "\r\n")
-	ev := verdict.Evidence{Line: strings.TrimSpace(shown), Source: stream}
+	ev := verdict.Evidence{Line: text, Source: stream}
 	c.lastLine = ev
 	if tag == "ERROR" || tag == "FATAL" || (stream == Stderr && tag != "INFO") {
 		c.lastError = ev

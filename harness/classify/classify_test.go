@@ -316,3 +316,56 @@ func TestTranscriptParse(t *testing.T) {
 		}
 	}
 }
+
+func TestOwnTextLeavesOutCurlsProgressMeter(t *testing.T) {
+	const (
+		row0   = "  0     0    0     0    0     0      0      0 --:--:-- --:--:-- --:--:--     0"
+		row100 = "100 34479  100 34479    0     0  94370      0 --:--:-- --:--:-- --:--:-- 94647"
+		slow   = " 12 1024M   12  123M    0     0  1234k      0  0:14:09  0:01:42  0:12:27 1201k"
+		days   = "  1  100G    1 1024M    0     0   1024      0 101d 04h  4d 11h  97d 17h   980"
+	)
+	for _, tc := range []struct {
+		line, want string
+	}{
+		{"  % Total    % Received % Xferd  Average Speed   Time    Time     Time  Current", ""},
+		{"                                 Dload  Upload   Total   Spent    Left  Speed", ""},
+		{row100, ""},
+		{"\r" + row0 + "\r" + row100, ""},
+		{"\r" + row0 + "\r" + slow + "\r" + days + "\r", ""},
+		{"\r" + row0 + "\r" + row100 + "\r[ERROR]  something went wrong", "[ERROR]  something went wrong"},
+		{"\r" + row0 + "\r" + row100 + "[WARN]  glued without a carriage return", "[WARN]  glued without a carriage return"},
+		{"\r" + row0 + "\rsh: 1: systemctl: not found", "sh: 1: systemctl: not found"},
+		{"[INFO]  Successfully tested Rancher connection\r", "[INFO]  Successfully tested Rancher connection"},
+		{"  [ERROR]  500 received while downloading Rancher connection information", "[ERROR]  500 received while downloading Rancher connection information"},
+		{"100 received, not a progress row", "100 received, not a progress row"},
+		{"   ", ""},
+	} {
+		got, ok := ownText(tc.line)
+		if got != tc.want || ok != (tc.want != "") {
+			t.Errorf("ownText(%q) = %q, %v; want %q", tc.line, got, ok, tc.want)
+		}
+	}
+}
+
+// The registration command's curl -fL shows its progress meter on stderr; a run the runner
+// stopped (timeout) or that ended unproven (unexpected) has the script's own last line as its
+// evidence, never a meter row.
+func TestProgressMeterIsNeverEvidence(t *testing.T) {
+	meter := "\r  0     0    0     0    0     0      0      0 --:--:-- --:--:-- --:--:--     0\r100 34479  100 34479    0     0  94370      0 --:--:-- --:--:-- --:--:-- 94647"
+	last := "[INFO]  Successfully downloaded the rancher-system-agent binary."
+	for _, exit := range []int{Stopped, 1} {
+		c := New(strictValidate)
+		c.Line(Stderr, "  % Total    % Received % Xferd  Average Speed   Time    Time     Time  Current")
+		c.Line(Stdout, "[INFO]  CA strict verification is set to false")
+		c.Line(Stdout, last)
+		c.Line(Stderr, meter)
+		obs := c.Finish(exit, ServerView{})
+		want := verdict.Unexpected
+		if exit == Stopped {
+			want = verdict.Timeout
+		}
+		if obs.Verdict != want || obs.Evidence != (verdict.Evidence{Line: last, Source: Stdout}) {
+			t.Errorf("exit %d: %s, evidence %q; want %s, evidence stdout: %s", exit, obs.Verdict, obs.Evidence, want, last)
+		}
+	}
+}

@@ -59,7 +59,8 @@ func profileFor(t *testing.T, tr Transcript, cache map[string]script.Profile) sc
 }
 
 // TestTranscriptFiles classifies every transcript in fixtures/transcripts against the verdict
-// its file name or its "# expect:" header names. New files are picked up automatically.
+// its file name or its "# expect:" header names, and, where an "# evidence:" header is given,
+// checks the evidence line too. New files are picked up automatically.
 func TestTranscriptFiles(t *testing.T) {
 	entries, err := os.ReadDir(transcriptDir)
 	if err != nil {
@@ -112,6 +113,9 @@ func TestTranscriptFiles(t *testing.T) {
 			}
 			if obs.Evidence.Line == "" || obs.Evidence.Source == "" {
 				t.Errorf("no evidence: %+v", obs)
+			}
+			if h, ok := tr.Header["evidence"]; ok && obs.Evidence.String() != h {
+				t.Errorf("evidence %q, the evidence header says %q", obs.Evidence, h)
 			}
 			seen[obs.Verdict]++
 			t.Logf("%s <- %s (%s)", obs.Verdict, obs.Evidence, obs.Detail)
