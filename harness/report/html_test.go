@@ -222,6 +222,12 @@ func TestHTMLReport(t *testing.T) {
 			t.Errorf("page lacks %q", want)
 		}
 	}
+	// The exposing variable is the one sh reads; the legacy STRICT_VERIFY is overwritten by the
+	// served preamble and exposes nothing.
+	if !strings.Contains(page, "the documented cost of <code>system-store</code> or <code>CATTLE_AGENT_STRICT_VERIFY=false</code>") ||
+		strings.Contains(page, "<code>STRICT_VERIFY=false</code>") {
+		t.Error("the EXPOSED banner does not name CATTLE_AGENT_STRICT_VERIFY=false as the exposing setting")
+	}
 	if strings.Index(page, "Failures (3)") > strings.Index(page, `class="grid"`) {
 		t.Error("failures are not above the grid")
 	}

@@ -61,7 +61,7 @@ func WriteMarkdown(w io.Writer, r *Results) error {
 
 	if n.Exposed > 0 {
 		p("> **⚠️ %d %s EXPOSED**: the node registered through an attacker's proxy. ", n.Exposed, plural(n.Exposed, "cell", "cells"))
-		p("%d %s what the oracle expects for the settings (the documented cost of `system-store` or `STRICT_VERIFY=false`)", n.ExposedExpected, plural(n.ExposedExpected, "is", "are"))
+		p("%d %s what the oracle expects for the settings (the documented cost of `system-store` or `CATTLE_AGENT_STRICT_VERIFY=false`)", n.ExposedExpected, plural(n.ExposedExpected, "is", "are"))
 		if un := n.Exposed - n.ExposedExpected; un > 0 {
 			p("; **%d %s not, and fail%s this run**", un, plural(un, "is", "are"), plural(un, "s", ""))
 		}

@@ -48,6 +48,10 @@ func TestMarkdownSummary(t *testing.T) {
 			t.Errorf("summary lacks %q", want)
 		}
 	}
+	// The exposing variable is the one sh reads, not the legacy STRICT_VERIFY.
+	if !strings.Contains(md, "(the documented cost of `system-store` or `CATTLE_AGENT_STRICT_VERIFY=false`)") || strings.Contains(md, "`STRICT_VERIFY=false`") {
+		t.Error("the EXPOSED note does not name CATTLE_AGENT_STRICT_VERIFY=false as the exposing setting")
+	}
 	// Failures come before the exposed cells, which come before the full layout.
 	f, e, a := strings.Index(md, "### ❌ Failures"), strings.Index(md, "### ⚠️ Exposed"), strings.Index(md, "All 149 cells")
 	if !(f > 0 && f < e && e < a) {
