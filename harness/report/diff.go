@@ -85,6 +85,17 @@ func (d *DiffResult) Regressed() bool {
 	return len(d.NewlyFailing) > 0 || len(d.NewlyExposed) > 0
 }
 
+// refuseInterrupted fails, naming op, when one of runs (nil ones aside) was interrupted: its
+// cells that were running failed for the interruption, so comparing it proves nothing about them.
+func refuseInterrupted(op string, runs ...*Results) error {
+	for _, r := range runs {
+		if r != nil && r.Interrupted {
+			return fmt.Errorf("%s: run %s was interrupted: the cells that were running failed for that reason, not for the script's; run it again to completion before comparing", op, r.RunID)
+		}
+	}
+	return nil
+}
+
 // Diff compares two runs cell by cell. It fails when the runs were written by different
 // schemas, and when they cover different cells unless AllowPartial is given.
 func Diff(old, new *Results, opts ...DiffOption) (*DiffResult, error) {
@@ -104,10 +115,8 @@ func Diff(old, new *Results, opts ...DiffOption) (*DiffResult, error) {
 		return nil, fmt.Errorf("diff: old run %s has schema %q but new run %s has %q: re-run the older matrix with this agenttls before comparing",
 			old.RunID, old.Schema, new.RunID, new.Schema)
 	}
-	for _, r := range []*Results{old, new} {
-		if r.Interrupted {
-			return nil, fmt.Errorf("diff: run %s was interrupted: the cells that were running failed for that reason, not for the script's; run it again to completion before comparing", r.RunID)
-		}
+	if err := refuseInterrupted("diff", old, new); err != nil {
+		return nil, err
 	}
 	oldCells, newCells := index(old.Cells), index(new.Cells)
 	d := &DiffResult{Old: runInfo(old), New: runInfo(new)}

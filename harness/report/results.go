@@ -22,7 +22,7 @@ type Results struct {
 	Started     time.Time `json:"started"`
 	Finished    time.Time `json:"finished"`
 	// Interrupted marks a run stopped by the user: cells that were running then have failed for
-	// that reason, so the run proves nothing about them, and diff refuses to compare it.
+	// that reason, so the run proves nothing about them, and Diff and NewSweep refuse it.
 	Interrupted bool `json:"interrupted,omitempty"`
 	// Versions under test.
 	RancherVersion     string `json:"rancherVersion,omitempty"`

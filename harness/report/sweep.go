@@ -54,8 +54,19 @@ type SweepEntry struct {
 	Changed bool
 }
 
-// Sweep builds the table of runs, in the order given (put them in version order). Nil entries
+// NewSweep builds the table of runs, in the order given (put them in version order), like
+// Sweep, but refuses an interrupted run the way Diff does: the cells it was running failed for
+// the interruption, and the table would show them as differing from the oracle. Nil entries
 // are ignored.
+func NewSweep(results []*Results) (*SweepTable, error) {
+	if err := refuseInterrupted("sweep", results...); err != nil {
+		return nil, err
+	}
+	return Sweep(results), nil
+}
+
+// Sweep builds the table of runs, in the order given (put them in version order), without
+// checking them: use NewSweep for runs a user gave. Nil entries are ignored.
 func Sweep(results []*Results) *SweepTable {
 	t := &SweepTable{}
 	var runs []*Results

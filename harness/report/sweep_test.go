@@ -148,3 +148,29 @@ func TestSweepRenderers(t *testing.T) {
 	}
 	screenshot(t, filepath.Join(dir, "sweep.html"))
 }
+
+// An interrupted run is refused by the sweep as by diff: the cells it was running failed for
+// the interruption, and the table would count them as differing from the oracle.
+func TestSweepAndDiffRefuseAnInterruptedRun(t *testing.T) {
+	runs := sweepRuns(t)
+	if s, err := NewSweep(append([]*Results{nil}, runs...)); err != nil || len(s.Runs) != 4 || len(s.Rows) != len(Sweep(runs).Rows) {
+		t.Fatalf("NewSweep of complete runs: %v", err)
+	}
+	runs[2].Interrupted = true
+	_, sweepErr := NewSweep(runs)
+	_, diffErr := Diff(runs[2], runs[2])
+	for op, err := range map[string]error{"sweep": sweepErr, "diff": diffErr} {
+		if err == nil {
+			t.Errorf("%s accepted an interrupted run", op)
+			continue
+		}
+		for _, w := range []string{op + ": run " + runs[2].RunID + " was interrupted", "run it again to completion"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q lacks %q", op, err, w)
+			}
+		}
+	}
+	if sweepErr != nil && diffErr != nil && strings.TrimPrefix(sweepErr.Error(), "sweep: ") != strings.TrimPrefix(diffErr.Error(), "diff: ") {
+		t.Errorf("sweep and diff refuse an interrupted run in different words:\n  %v\n  %v", sweepErr, diffErr)
+	}
+}
