@@ -2,6 +2,7 @@ package script
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,14 +22,41 @@ const ServedPath = "/system-agent-install.sh"
 func FromURL(ctx context.Context, rawURL string, client *http.Client) (*Script, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("script URL %q: want an absolute http or https URL", rawURL)
+		return nil, fmt.Errorf("script URL %q: want an absolute http or https URL", RedactURL(rawURL))
 	}
 	b, err := get(ctx, client, u.String())
 	if err != nil {
 		return nil, err
 	}
-	return newScript("", "url "+u.String(), b)
+	return newScript("", "url "+RedactURL(u.String()), b)
 }
+
+// redacted stands in for a URL's credentials and query values wherever the URL is shown.
+const redacted = "REDACTED"
+
+// RedactURL returns rawURL with its user information and query values replaced by REDACTED, so
+// that a token in a script URL never reaches a report, a log or a terminal. A value that does not
+// parse as a URL is returned as REDACTED.
+func RedactURL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return redacted
+	}
+	if u.User != nil {
+		u.User = url.User(redacted)
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{redacted}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// IsRedacted reports whether s is a URL RedactURL changed: it cannot be fetched as it is.
+func IsRedacted(s string) bool { return strings.Contains(s, redacted) }
 
 // FromRancher downloads the raw script a running Rancher serves at baseURL+AssetsPath. If
 // baseURL already points at the served route (ending in ServedPath), that is fetched instead
@@ -60,18 +88,23 @@ func FromRancher(ctx context.Context, baseURL string, client *http.Client) (*Scr
 // urlTimeout bounds the download of a script from a URL with the default client.
 const urlTimeout = time.Minute
 
-func get(ctx context.Context, client *http.Client, u string) ([]byte, error) {
+func get(ctx context.Context, client *http.Client, rawURL string) ([]byte, error) {
+	u := RedactURL(rawURL) // for messages
 	if client == nil {
 		// A server that accepts the connection and never answers must not hang the run.
 		client = &http.Client{Timeout: urlTimeout}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("get install script %s: %w", u, err)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("get install script: %w; check the URL, and for a private CA give a client that trusts it", err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its message repeats the URL, query included
+		}
+		return nil, fmt.Errorf("get install script %s: %w; check the URL, and for a private CA give a client that trusts it", u, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"slices"
@@ -54,14 +55,50 @@ func FromFile(path string) (*Script, error) {
 	if fi.IsDir() {
 		return nil, fmt.Errorf("read install script: %s is a directory; give the path of install.sh itself", path)
 	}
+	if !fi.Mode().IsRegular() {
+		// A device, a FIFO or a process substitution can be endless or block for ever.
+		return nil, fmt.Errorf("read install script: %s is not a regular file (%s); save the script to a file and give that", path, fi.Mode().Type())
+	}
 	if fi.Size() > maxBody {
 		return nil, fmt.Errorf("read install script %s: %d bytes is far larger than any install script (limit %d); check the path", path, fi.Size(), maxBody)
 	}
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read install script: %w", err)
 	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxBody+1)) // the file may grow after the stat
+	if err != nil {
+		return nil, fmt.Errorf("read install script: %w", err)
+	}
+	if len(b) > maxBody {
+		return nil, fmt.Errorf("read install script %s: larger than %d bytes, far larger than any install script; check the path", path, maxBody)
+	}
 	return newScript("", "file "+path, b)
+}
+
+// Save writes the script as it was obtained (preamble, if any, then the raw script) to path,
+// so that another process can run exactly these bytes (FromSaved).
+func (s *Script) Save(path string) error {
+	b := append(append([]byte(nil), s.Preamble...), s.Body...)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("save the install script: %w", err)
+	}
+	return nil
+}
+
+// FromSaved reads a script that Save wrote, gives it back the version and source it had, and
+// checks that it is still the script whose sha256 is want.
+func FromSaved(path, version, source, want string) (*Script, error) {
+	s, err := FromFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if want != "" && s.SHA256 != want {
+		return nil, fmt.Errorf("the saved install script %s changed: sha256 %s, the run resolved %s", path, s.SHA256, want)
+	}
+	s.Version, s.Source = version, source
+	return s, nil
 }
 
 // newScript validates body, splits off a Rancher preamble, hashes and profiles the raw script.

@@ -357,3 +357,72 @@ func TestParseProfileRoundTrip(t *testing.T) {
 		t.Errorf("unknown name: %v", err)
 	}
 }
+
+func TestFromFileRefusesWhatIsNotARegularFile(t *testing.T) {
+	// A device is endless; a FIFO (or a shell's process substitution) blocks until a writer
+	// comes: either would hang the run before anything starts.
+	if _, err := FromFile("/dev/zero"); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("/dev/zero: %v", err)
+	}
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := exec.Command("mkfifo", fifo).Run(); err != nil {
+		t.Fatalf("mkfifo: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := FromFile(fifo); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("fifo: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("FromFile blocked on a FIFO")
+	}
+}
+
+func TestSaveAndFromSaved(t *testing.T) {
+	real := fetch(t, "v0.15.0")
+	real.Preamble = []byte(preambleFor(true))
+	path := filepath.Join(t.TempDir(), "install.sh")
+	if err := real.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	s, err := FromSaved(path, "v0.15.0", "module x", real.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.SHA256 != real.SHA256 || s.Version != "v0.15.0" || s.Source != "module x" || !bytes.Equal(s.Preamble, real.Preamble) {
+		t.Errorf("saved script came back as sha %s version %q source %q preamble %q", s.SHA256, s.Version, s.Source, s.Preamble)
+	}
+	if _, err := FromSaved(path, "", "x", strings.Repeat("0", 64)); err == nil || !strings.Contains(err.Error(), "changed") {
+		t.Errorf("a script whose sha256 is not the resolved one: %v", err)
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://alice:s3cr3t@host/install.sh?token=abc&x=1": "https://REDACTED@host/install.sh?token=REDACTED&x=REDACTED",
+		"https://host/install.sh":                            "https://host/install.sh",
+		"http://host:8080/a/b.sh?sig=1":                      "http://host:8080/a/b.sh?sig=REDACTED",
+		"%zz":                                                "REDACTED",
+	} {
+		got := RedactURL(in)
+		if got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+		if IsRedacted(got) != (got != in) {
+			t.Errorf("IsRedacted(%q) = %v", got, IsRedacted(got))
+		}
+	}
+	// Nor do the errors of a download repeat the secret.
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	_, err := FromURL(context.Background(), strings.Replace(srv.URL, "http://", "http://alice:s3cr3t@", 1)+"/x?token=abc", nil)
+	if err == nil || strings.Contains(err.Error(), "s3cr3t") || strings.Contains(err.Error(), "abc") {
+		t.Errorf("download error shows the credentials: %v", err)
+	}
+	_, err = FromURL(context.Background(), "http://alice:s3cr3t@127.0.0.1:1/x?token=abc", nil)
+	if err == nil || strings.Contains(err.Error(), "s3cr3t") || strings.Contains(err.Error(), "abc") {
+		t.Errorf("connection error shows the credentials: %v", err)
+	}
+}
