@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/agenttls/agenttls/harness/matrix"
+	"github.com/agenttls/agenttls/harness/script"
 )
 
 // Backends.
@@ -42,6 +44,10 @@ type Config struct {
 	FlipOracle         string        // self-test: invert the oracle's answer for this cell ID
 	RunID              string        // set when empty
 	ModuleRoot         string        // the repository root (fixtures/, scenarios/)
+	// WorkDir, when set, is the folder that relative paths given by flag or environment are
+	// relative to (the CLI's working directory). Defaults, and every relative path when it is
+	// empty (the suite, run by go test in e2e/), are relative to ModuleRoot.
+	WorkDir string
 
 	// The Rancher tier.
 	RancherImage            string        // image of the rancher backend (default rancher/rancher:<RancherVersion>; "emulator": the agenttls emulator stands in)
@@ -82,6 +88,7 @@ func Default() Config {
 
 type field struct {
 	name, env, usage string
+	path             bool // a file or folder: relative values are resolved (see WorkDir)
 	str              *string
 	dur              *time.Duration
 	boolean          *bool
@@ -90,17 +97,17 @@ type field struct {
 func (c *Config) fields() []field {
 	return []field{
 		{name: "backend", env: "AGENTTLS_BACKEND", usage: "emulator (hermetic tier) or rancher (real rancher/rancher image)", str: &c.Backend},
-		{name: "scenario", env: "AGENTTLS_SCENARIO", usage: "scenario file (scenarios/*.yaml)", str: &c.Scenario},
-		{name: "artifacts", env: "ARTIFACTS", usage: "folder for results.json, reports and transcripts", str: &c.Artifacts},
+		{name: "scenario", env: "AGENTTLS_SCENARIO", usage: "scenario file (scenarios/*.yaml)", path: true, str: &c.Scenario},
+		{name: "artifacts", env: "ARTIFACTS", usage: "folder for results.json, reports and transcripts", path: true, str: &c.Artifacts},
 		{name: "sa-version", env: "SA_VERSION", usage: "system-agent version whose install.sh runs (default from fixtures/versions.yaml)", str: &c.SystemAgentVersion},
-		{name: "script-file", env: "AGENTTLS_SCRIPT_FILE", usage: "run this install.sh instead of one from the module cache", str: &c.ScriptFile},
+		{name: "script-file", env: "AGENTTLS_SCRIPT_FILE", usage: "run this install.sh instead of one from the module cache", path: true, str: &c.ScriptFile},
 		{name: "script-url", env: "AGENTTLS_SCRIPT_URL", usage: "run the install.sh at this URL", str: &c.ScriptURL},
 		{name: "rancher-version", env: "RANCHER_VERSION", usage: "Rancher release: picks the matching script and preamble (hermetic) or the image tag (rancher)", str: &c.RancherVersion},
 		{name: "preamble", env: "AGENTTLS_PREAMBLE", usage: "served preamble style: export, quoted or none (default: from the Rancher version, else export)", str: &c.PreambleStyle},
 		{name: "hostname", env: "AGENTTLS_HOSTNAME", usage: "the Rancher hostname nodes resolve", str: &c.Hostname},
 		{name: "cell-timeout", env: "AGENTTLS_CELL_TIMEOUT", usage: "time bound for one cell", dur: &c.CellTimeout},
 		{name: "setup-timeout", env: "AGENTTLS_SETUP_TIMEOUT", usage: "time bound for images and servers", dur: &c.SetupTimeout},
-		{name: "keep", env: "AGENTTLS_KEEP", usage: "keep containers after the run for debugging (remove them later with make sweep)", boolean: &c.Keep},
+		{name: "keep", env: "AGENTTLS_KEEP", usage: "keep containers after the run for debugging (remove them later with `agenttls sweep -run-id ID`)", boolean: &c.Keep},
 		{name: "fresh-nodes", env: "AGENTTLS_FRESH_NODES", usage: "start a new node container for every cell instead of resetting and reusing one", boolean: &c.FreshNodes},
 		{name: "fail-on-skip", env: "AGENTTLS_FAIL_ON_SKIP", usage: "exit 3 when any cell was skipped (e.g. the Rancher image could not be had): for gates; make e2e sets it", boolean: &c.FailOnSkip},
 		{name: "shard", env: "AGENTTLS_SHARD", usage: "run part i of n of the cells, as i/n", str: &c.Shard},
@@ -181,6 +188,7 @@ func (c *Config) Resolve(fs *flag.FlagSet, prefix string, lookup func(string) (s
 	var errs []error
 	for _, f := range c.fields() {
 		if set[f.name] {
+			c.fromWorkDir(f)
 			continue
 		}
 		v, ok := lookup(f.env)
@@ -190,6 +198,7 @@ func (c *Config) Resolve(fs *flag.FlagSet, prefix string, lookup func(string) (s
 		switch {
 		case f.str != nil:
 			*f.str = v
+			c.fromWorkDir(f)
 		case f.dur != nil:
 			d, err := time.ParseDuration(v)
 			if err != nil {
@@ -213,6 +222,13 @@ func (c *Config) Resolve(fs *flag.FlagSet, prefix string, lookup func(string) (s
 	return c.finish()
 }
 
+// fromWorkDir makes a relative path the user gave relative to WorkDir, when that is set.
+func (c *Config) fromWorkDir(f field) {
+	if f.path && c.WorkDir != "" && *f.str != "" && !filepath.IsAbs(*f.str) {
+		*f.str = filepath.Join(c.WorkDir, *f.str)
+	}
+}
+
 func (c *Config) finish() error {
 	if c.ModuleRoot == "" {
 		root, err := FindModuleRoot()
@@ -228,6 +244,9 @@ func (c *Config) finish() error {
 	}
 	if !filepath.IsAbs(c.Artifacts) {
 		c.Artifacts = filepath.Join(c.ModuleRoot, c.Artifacts)
+	}
+	if err := CheckHostname(c.Hostname); err != nil {
+		return err
 	}
 	switch c.Backend {
 	case BackendEmulator, BackendRancher:
@@ -306,11 +325,35 @@ func (c *Config) finish() error {
 	return nil
 }
 
-// Map returns the effective configuration as strings, for results.json.
+// hostnameRE: lower-case DNS labels, at least two, the last starting with a letter (so that
+// no IP address passes).
+var hostnameRE = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// CheckHostname accepts a Rancher hostname the harness can serve: a DNS name the certificates
+// name and the nodes resolve through /etc/hosts, and that goes into a shell command unquoted as
+// Rancher's nodeCommand has it.
+func CheckHostname(h string) error {
+	switch {
+	case len(h) > 253 || !hostnameRE.MatchString(h):
+		return fmt.Errorf("hostname %q: give a lower-case DNS name of two or more labels, such as rancher.agenttls.test (not an IP address: Rancher's nodes use its name)", h)
+	case h == "localhost" || strings.HasSuffix(h, ".localhost"):
+		return fmt.Errorf("hostname %q: curl resolves *.localhost to the node itself; give another name, such as rancher.agenttls.test", h)
+	}
+	return nil
+}
+
+// Map returns the effective configuration as strings: what the suite is given, and (through
+// Redacted) what results.json records. A scenario inside the repository is named relative to
+// its root, so that runs from different checkouts (CI shards) compare equal.
 func (c *Config) Map() map[string]string {
 	m := map[string]string{}
 	for _, f := range c.fields() {
 		switch {
+		case f.name == "scenario" && c.ModuleRoot != "" && filepath.IsAbs(*f.str):
+			m[f.name] = *f.str
+			if rel, err := filepath.Rel(c.ModuleRoot, *f.str); err == nil && filepath.IsLocal(rel) {
+				m[f.name] = rel
+			}
 		case f.str != nil:
 			m[f.name] = *f.str
 		case f.dur != nil:
@@ -318,6 +361,16 @@ func (c *Config) Map() map[string]string {
 		case f.boolean != nil:
 			m[f.name] = fmt.Sprint(*f.boolean)
 		}
+	}
+	return m
+}
+
+// Redacted is Map with the credentials and query values of the script URL replaced, for
+// everything that shows or stores the configuration (results.json, the suite's command line).
+func (c *Config) Redacted() map[string]string {
+	m := c.Map()
+	if m["script-url"] != "" {
+		m["script-url"] = script.RedactURL(m["script-url"])
 	}
 	return m
 }

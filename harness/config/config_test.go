@@ -157,3 +157,53 @@ func TestInherit(t *testing.T) {
 		t.Errorf("own nodes: %+v", c)
 	}
 }
+
+func TestHostnameIsADNSName(t *testing.T) {
+	for _, h := range []string{"bad host;id", "10.1.2.3", "localhost", "rancher.localhost", "", "Rancher.Example.test", "single", "-a.test", "a..test"} {
+		if _, err := resolve(t, []string{"-harness.hostname=" + h}, nil); err == nil || !strings.Contains(err.Error(), "hostname") {
+			t.Errorf("hostname %q: %v, want a refusal", h, err)
+		}
+	}
+	for _, h := range []string{"rancher.agenttls.test", "r1.example.com", "a-b.c-d.io"} {
+		if _, err := resolve(t, []string{"-harness.hostname=" + h}, nil); err != nil {
+			t.Errorf("hostname %q: %v", h, err)
+		}
+	}
+}
+
+func TestUserPathsAreRelativeToWorkDir(t *testing.T) {
+	c := Default()
+	c.WorkDir = "/somewhere/else"
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	c.Bind(fs, "")
+	if err := fs.Parse([]string{"-script-file", "my/install.sh"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Resolve(fs, "", env(map[string]string{"AGENTTLS_SCENARIO": "s.yaml"})); err != nil {
+		t.Fatal(err)
+	}
+	if c.ScriptFile != "/somewhere/else/my/install.sh" || c.Scenario != "/somewhere/else/s.yaml" {
+		t.Errorf("flag and env paths: %s, %s; want them under the work dir", c.ScriptFile, c.Scenario)
+	}
+	// A default stays relative to the repository.
+	if c.Artifacts != filepath.Join(c.ModuleRoot, "artifacts") {
+		t.Errorf("default artifacts %s", c.Artifacts)
+	}
+}
+
+func TestMapNamesTheScenarioFromTheRootAndRedactsTheURL(t *testing.T) {
+	c, err := resolve(t, []string{"-harness.script-url=https://u:secret@h.test/i.sh?token=t"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.Map()
+	if m["scenario"] != filepath.Join("scenarios", "full.yaml") {
+		t.Errorf("scenario recorded as %q, want it relative to the repository root", m["scenario"])
+	}
+	if m["script-url"] != "https://u:secret@h.test/i.sh?token=t" {
+		t.Errorf("Map changed the URL: %q", m["script-url"])
+	}
+	if r := c.Redacted()["script-url"]; strings.Contains(r, "secret") || strings.Contains(r, "token=t") {
+		t.Errorf("Redacted keeps the credentials: %q", r)
+	}
+}
