@@ -167,7 +167,7 @@ func Run(ctx context.Context, d *testbed.Description, nodes *Nodes, c matrix.Cel
 		res.Timings.Total = time.Since(start)
 	}()
 	if err != nil {
-		return res, fmt.Errorf("run cell %s: %w", c.ID(), err)
+		return res, stageErr(ctx, c, "start its node", o.timeout, err)
 	}
 	n := lease.Node
 	res.Timings.NodeStart = lease.Started
@@ -176,7 +176,7 @@ func Run(ctx context.Context, d *testbed.Description, nodes *Nodes, c matrix.Cel
 	// Where the server's records stand before the script.
 	mark, err := b.Mark(ctx, t)
 	if err != nil {
-		return res, fmt.Errorf("run cell %s: %w", c.ID(), err)
+		return res, stageErr(ctx, c, "read the server's records", o.timeout, err)
 	}
 
 	// The script, streamed into the classifier; stopped once a verdict is proven.
@@ -246,7 +246,8 @@ func Run(ctx context.Context, d *testbed.Description, nodes *Nodes, c matrix.Cel
 	res.Script, res.RunID = d.ScriptVersion, d.RunID
 	if timedOut && !decided {
 		res.Observed = classify.Observation{Verdict: verdict.Timeout,
-			Evidence: verdict.Evidence{Source: "timer", Line: fmt.Sprintf("no verdict proven within %s", o.timeout)}}
+			Evidence: verdict.Evidence{Source: "timer", Line: fmt.Sprintf("no verdict proven within %s", o.timeout)},
+			Detail:   fmt.Sprintf("the cell timeout (-cell-timeout %s) ran out after %s of script; see the transcript", o.timeout, res.Timings.Script.Round(100*time.Millisecond))}
 	} else {
 		res.Observed = cl.Finish(exit, sv)
 	}
@@ -299,6 +300,15 @@ func (w lineWriter) Write(p []byte) (int, error) {
 }
 
 // transcript records the script's output in the fixtures/transcripts format, up to
+// stageErr is the error of a cell that broke before its script ran; when the cell's time ran out
+// meanwhile, it says so and which bound to raise.
+func stageErr(ctx context.Context, c matrix.Cell, stage string, bound time.Duration, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("run cell %s: the cell timeout (-cell-timeout %s) ran out while it was waiting to %s: raise -cell-timeout if the machine is busy: %w", c.ID(), bound, stage, err)
+	}
+	return fmt.Errorf("run cell %s: %s: %w", c.ID(), stage, err)
+}
+
 // maxTranscriptBytes: a script that floods its output until the cell's timeout must not fill
 // the memory or the disk. The classifier still reads every line.
 type transcript struct {
