@@ -4,30 +4,39 @@ SHELL := /bin/bash
 export TESTCONTAINERS_RYUK_DISABLED ?= true
 export GOFLAGS ?= -buildvcs=false
 
-SCENARIO ?= scenarios/full.yaml
+# Unset variables are not passed on, so that agenttls's own defaults and its environment
+# variables (AGENTTLS_SCENARIO, ARTIFACTS, ...) apply: scenarios/full.yaml, artifacts/.
+SCENARIO ?=
 SA_VERSION ?=
 RANCHER_VERSION ?=
 CELL ?=
 PROCS ?=
-ARTIFACTS ?= artifacts
+ARTIFACTS ?=
 ARGS ?=
+RUN_ID ?=
 
-AGENTTLS := go run ./cmd/agenttls
-RUN_FLAGS = -scenario $(SCENARIO) -artifacts $(ARTIFACTS) \
+# The built command, not `go run`, which turns every exit code into 1: make then reports
+# agenttls's own code (Error 1: a cell differs, 2: refused, 3: skipped under -fail-on-skip).
+AGENTTLS := bin/agenttls
+RUN_FLAGS = $(if $(SCENARIO),-scenario $(SCENARIO)) $(if $(ARTIFACTS),-artifacts $(ARTIFACTS)) \
 	$(if $(SA_VERSION),-sa-version $(SA_VERSION)) \
 	$(if $(RANCHER_VERSION),-rancher-version $(RANCHER_VERSION)) \
 	$(if $(CELL),-cell '$(CELL)') $(if $(PROCS),-procs $(PROCS)) $(ARGS)
 
-.PHONY: conformance e2e test unit bench list images sweep deps lint ci diff versions
+.PHONY: conformance e2e test unit bench list images sweep deps lint ci diff versions merge baseline $(AGENTTLS)
 
 ## conformance: the main job: every cell of SCENARIO against the real install script (hermetic tier)
-conformance: deps
+conformance: deps $(AGENTTLS)
 	$(AGENTTLS) run $(RUN_FLAGS)
 
 ## e2e: the same suite; with RANCHER_VERSION set it runs against the real rancher/rancher image,
-## and fails (exit 3) when that image cannot be had and the cells are skipped
-e2e: deps
+## and fails (agenttls exits 3, make says Error 3) when that image cannot be had and the cells are skipped
+e2e: deps $(AGENTTLS)
 	$(AGENTTLS) run $(RUN_FLAGS) $(if $(RANCHER_VERSION),-backend rancher -fail-on-skip)
+
+# Built on every use (go build's cache makes that cheap), so it is never stale.
+$(AGENTTLS):
+	@go build -o $@ ./cmd/agenttls
 
 ## test: unit tests, container integration tests and the suite's self-tests
 test: deps
@@ -44,16 +53,17 @@ bench: deps
 	go test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/bench/...
 
 ## list: every cell of SCENARIO with its labels and the command that runs it alone
-list:
-	@$(AGENTTLS) list -scenario $(SCENARIO)
+list: $(AGENTTLS)
+	@$(AGENTTLS) list $(if $(SCENARIO),-scenario $(SCENARIO))
 
 ## images: build (or reuse) every image the runs need, locally
-images: deps
+images: deps $(AGENTTLS)
 	$(AGENTTLS) images
 
-## sweep: remove every container, network and image any agenttls run left behind
-sweep:
-	$(AGENTTLS) sweep -all
+## sweep: remove what run RUN_ID left (the id a run prints, e.g. after -keep); without RUN_ID,
+## what every agenttls run left, running ones included
+sweep: $(AGENTTLS)
+	$(AGENTTLS) sweep $(if $(RUN_ID),-run-id $(RUN_ID),-all)
 
 ## deps: what a fresh machine lacks (debootstrap for the node image); needs root
 deps:
@@ -71,44 +81,36 @@ ci:
 
 # Reports (harness/report/README.md). OLD/NEW/RESULTS/PARTS name results files or the folders holding them.
 BASELINE ?= fixtures/baseline/results.json
+RUN_DIR = $(or $(ARTIFACTS),artifacts)
 OLD ?= $(BASELINE)
-NEW ?= $(ARTIFACTS)/results.json
+NEW ?= $(RUN_DIR)/results.json
 VERSIONS ?=
 PARTS ?=
-OUT ?= $(ARTIFACTS)/merged
+OUT ?= $(RUN_DIR)/merged
 RESULTS ?=
 
-# diff and baseline run the built binary: `go run` turns every non-zero exit into 1, and diff's
-# exit codes (1 regression, 2 bad input) matter to them.
-REPORT_BIN := bin/agenttls
-
-.PHONY: merge baseline $(REPORT_BIN)
-
-$(REPORT_BIN):
-	@go build -o $@ ./cmd/agenttls
-
 ## diff: compare two runs (default: the baseline and the last run); exit 1 on a regression, 2 on bad input
-diff: $(REPORT_BIN)
-	$(REPORT_BIN) report diff $(OLD) $(NEW) -md $(ARTIFACTS)/diff.md -html $(ARTIFACTS)/diff.html
+diff: $(AGENTTLS)
+	$(AGENTTLS) report diff $(OLD) $(NEW) -md $(RUN_DIR)/diff.md -html $(RUN_DIR)/diff.html
 
 ## versions: the matrix once per system-agent version (VERSIONS=v0.3.4,v0.15.0; default: every served one) and the version table
-versions: deps
-	$(AGENTTLS) sweep-versions $(if $(VERSIONS),-versions $(VERSIONS)) -scenario $(SCENARIO) -artifacts $(ARTIFACTS)/sweep $(if $(ARGS),-- $(ARGS))
+versions: deps $(AGENTTLS)
+	$(AGENTTLS) sweep-versions $(if $(VERSIONS),-versions $(VERSIONS)) $(if $(SCENARIO),-scenario $(SCENARIO)) -artifacts $(RUN_DIR)/sweep $(if $(ARGS),-- $(ARGS))
 
 ## merge: join the results of the shards of one run (PARTS="a/results.json b/results.json") into OUT
-merge:
+merge: $(AGENTTLS)
 	@test -n "$(PARTS)" || { echo 'usage: make merge PARTS="shard1/results.json shard2/results.json ..." [OUT=dir]' >&2; exit 2; }
 	$(AGENTTLS) report merge -o $(OUT) $(PARTS)
 
 ## baseline: accept RESULTS as the baseline the gate diffs against (shows the diff first; commit the file after)
-baseline: $(REPORT_BIN)
+baseline: $(AGENTTLS)
 	@test -n "$(RESULTS)" || { echo 'usage: make baseline RESULTS=path/to/results.json' >&2; exit 2; }
 	@if [ -f $(BASELINE) ]; then \
-		$(REPORT_BIN) report diff $(BASELINE) $(RESULTS); rc=$$?; \
+		$(AGENTTLS) report diff $(BASELINE) $(RESULTS); rc=$$?; \
 		if [ $$rc -gt 1 ]; then echo "baseline: $(RESULTS) cannot be compared with $(BASELINE) (see above): fix that, or delete $(BASELINE) to start afresh" >&2; exit $$rc; fi; \
 		if [ $$rc = 1 ]; then echo "baseline: accepting a run that REGRESSED against the current baseline: say why in the commit message"; fi; \
 	else \
-		tmp=$$(mktemp -d) && $(REPORT_BIN) report render $(RESULTS) -o $$tmp >/dev/null; rc=$$?; rm -rf $$tmp; [ $$rc = 0 ] || exit 2; \
+		tmp=$$(mktemp -d) && $(AGENTTLS) report render $(RESULTS) -o $$tmp >/dev/null; rc=$$?; rm -rf $$tmp; [ $$rc = 0 ] || exit 2; \
 	fi
 	@mkdir -p $(dir $(BASELINE))
 	cp $(if $(filter %.json,$(RESULTS)),$(RESULTS),$(RESULTS)/results.json) $(BASELINE)

@@ -42,6 +42,9 @@ var (
 	cfg          = config.Default()
 	cells        string // -harness.cells: comma-separated cell IDs run instead of the scenario's
 	scenarioFlag string // -harness.scenario-name: names the selection in reports
+	// The script agenttls run resolved and saved, so that every process runs those bytes:
+	// -harness.script-saved (the file), -sha256, -version and -origin (where it came from).
+	saved struct{ path, sha256, version, origin string }
 )
 
 func init() {
@@ -53,6 +56,10 @@ func init() {
 	cfg.Bind(flag.CommandLine, flagPrefix)
 	flag.StringVar(&cells, flagPrefix+"cells", "", "run exactly these cell IDs (comma-separated) instead of the scenario's cells")
 	flag.StringVar(&scenarioFlag, flagPrefix+"scenario-name", "", "the name of the selection for reports (default: the scenario's)")
+	flag.StringVar(&saved.path, flagPrefix+"script-saved", "", "run the install script agenttls run saved here (instead of resolving one)")
+	flag.StringVar(&saved.sha256, flagPrefix+"script-sha256", "", "with -harness.script-saved: its sha256, checked")
+	flag.StringVar(&saved.version, flagPrefix+"script-version", "", "with -harness.script-saved: its system-agent version, if any")
+	flag.StringVar(&saved.origin, flagPrefix+"script-origin", "", "with -harness.script-saved: where it came from")
 }
 
 // suite is the state every spec of this process shares; set up in SynchronizedBeforeSuite.
@@ -181,6 +188,8 @@ func failOn(err error, what string) {
 
 func loadScript(ctx context.Context) (*script.Script, error) {
 	switch {
+	case saved.path != "":
+		return script.FromSaved(saved.path, saved.version, saved.origin, saved.sha256)
 	case cfg.ScriptFile != "":
 		return script.FromFile(cfg.ScriptFile)
 	case cfg.ScriptURL != "":
@@ -240,6 +249,8 @@ func cellSpec(c matrix.Cell) {
 
 const entryName = "agenttls.cell"
 
+// rerun is the command that runs cell c alone, the way this run ran it: the same script (by
+// version, Rancher version, file or URL) and preamble.
 func rerun(c matrix.Cell) string {
 	if cfg.Backend == config.BackendRancher {
 		if cfg.RancherVersion != "" {
@@ -247,11 +258,29 @@ func rerun(c matrix.Cell) string {
 		}
 		return fmt.Sprintf("make e2e ARGS='-backend rancher -rancher-image %s' CELL='%s'", cfg.RancherImage, c.ID())
 	}
-	v := ""
-	if cfg.SystemAgentVersion != "" {
-		v = " SA_VERSION=" + cfg.SystemAgentVersion
+	var vars, args []string
+	switch {
+	case cfg.ScriptFile != "":
+		args = append(args, "-script-file "+cfg.ScriptFile)
+	case cfg.ScriptURL != "":
+		args = append(args, "-script-url "+cfg.ScriptURL) // redacted when it held credentials
+	case cfg.RancherVersion != "":
+		vars = append(vars, "RANCHER_VERSION="+cfg.RancherVersion)
+	case cfg.SystemAgentVersion != "":
+		vars = append(vars, "SA_VERSION="+cfg.SystemAgentVersion)
 	}
-	return fmt.Sprintf("make conformance%s CELL='%s'", v, c.ID())
+	if cfg.RancherVersion == "" || cfg.ScriptFile != "" || cfg.ScriptURL != "" {
+		if cfg.PreambleStyle != "" && cfg.PreambleStyle != "export" {
+			args = append(args, "-preamble "+cfg.PreambleStyle)
+		}
+	}
+	if cfg.Hostname != config.Default().Hostname {
+		args = append(args, "-hostname "+cfg.Hostname)
+	}
+	if len(args) > 0 {
+		vars = append(vars, "ARGS='"+strings.Join(args, " ")+"'")
+	}
+	return strings.Join(append(append([]string{"make conformance"}, vars...), "CELL='"+c.ID()+"'"), " ")
 }
 
 func cellResult(c matrix.Cell, res *runner.Result, err error) report.CellResult {
@@ -308,7 +337,7 @@ var _ = ReportAfterSuite("agenttls reports", func(r Report) {
 		RancherVersion: cfg.RancherVersion, SystemAgentVersion: scriptVersion(),
 		ScriptSHA256: st.desc.ScriptSHA256, ScriptSource: st.desc.ScriptSource,
 		ScriptProfile: st.desc.Profile.Name, Scenario: scenarioName(), Shard: cfg.Shard,
-		Config: cfg.Map(),
+		Config: cfg.Redacted(),
 	}
 	for _, sr := range r.SpecReports {
 		if sr.LeafNodeType != types.NodeTypeIt {
@@ -344,7 +373,7 @@ var _ = ReportAfterSuite("agenttls reports", func(r Report) {
 	if len(res.Cells) == 0 {
 		return
 	}
-	Expect(report.WriteAll(cfg.Artifacts, res, report.WithTranscripts(cfg.Artifacts))).To(Succeed(), "write reports to %s", cfg.Artifacts)
+	failOn(report.WriteAll(cfg.Artifacts, res, report.WithTranscripts(cfg.Artifacts)), "write reports to "+cfg.Artifacts)
 })
 
 // toolVersion is the agenttls version: AGENTTLS_VERSION when the runner sets it, else "dev".

@@ -46,18 +46,54 @@ func main() {
 		// The harness labels and sweeps what it creates; Ryuk's image may not be pullable.
 		os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 1)
+	// Caught for the whole run: a second signal is the command's to handle (run kills the
+	// suite on it), not the default death that would leave containers behind.
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() { cancel(signalCause{<-sigs}) }()
 	os.Exit(mainErr(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
+
+// signalCause is why a command's context was cancelled: a signal, whose exit code is 128+n.
+type signalCause struct{ sig os.Signal }
+
+func (s signalCause) Error() string { return "interrupted by " + s.sig.String() }
+
+// interruptCode is the exit code of a command stopped by a signal: 130 for SIGINT, 143 for
+// SIGTERM (130 when the cause is not known).
+func interruptCode(ctx context.Context) int {
+	var sc signalCause
+	if errors.As(context.Cause(ctx), &sc) {
+		if n, ok := sc.sig.(syscall.Signal); ok {
+			return 128 + int(n)
+		}
+	}
+	return 130
+}
+
+// Exit codes, the same for every command.
+const (
+	exitOK         = 0
+	exitRegression = 1 // a cell differs from the oracle; report diff: a regression
+	exitBadInput   = 2 // refused before anything ran: flags, configuration, files, Docker
+	exitSkipped    = 3 // run -fail-on-skip: cells were skipped, nothing was proven for them
+)
+
+// exitCodesHelp ends every command's -h.
+const exitCodesHelp = `
+exit codes: 0 done (every cell as the oracle says); 1 a cell differs from the oracle (report
+diff: a regression); 2 refused before anything ran (bad flag, configuration, file or version,
+no Docker); 3 cells skipped under -fail-on-skip; 130/143 interrupted (SIGINT/SIGTERM).`
 
 func mainErr(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {
-			return 2
+			return exitBadInput
 		}
-		return 0
+		return exitOK
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
@@ -73,16 +109,16 @@ func mainErr(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			case ctx.Err() != nil:
 				// Interrupted while it was starting (a download, an image build).
 				fmt.Fprintf(stderr, "agenttls %s: interrupted: %v\n", c.name, err)
-				return 130
+				return interruptCode(ctx)
 			default:
 				fmt.Fprintf(stderr, "agenttls %s: %v\n", c.name, err)
-				return 1
+				return exitBadInput
 			}
 		}
 	}
 	fmt.Fprintf(stderr, "agenttls: unknown command %q\n\n", args[0])
 	usage(stderr)
-	return 2
+	return exitBadInput
 }
 
 func usage(w io.Writer) {
@@ -90,13 +126,25 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun `agenttls <command> -h` for its flags.")
+	fmt.Fprintln(w, "\nRun `agenttls <command> -h` for its flags. `make` builds this command as bin/agenttls.")
+	fmt.Fprintln(w, exitCodesHelp)
 }
 
-// newFlags returns a flag set that reports errors instead of exiting.
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+// newFlags returns a flag set that reports errors instead of exiting; its -h prints what the
+// command does, its flags and the exit codes.
+func newFlags(name, about string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("agenttls "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: agenttls %s [flags]\n\n%s\n", name, about)
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprintln(stderr, "\nflags:")
+			fs.PrintDefaults()
+		}
+		fmt.Fprintln(stderr, exitCodesHelp)
+	}
 	return fs
 }
 
@@ -107,7 +155,7 @@ func parseFlagsOnly(fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q: flags only, e.g. -scenario FILE (see -h)", fs.Args())
+		return fmt.Errorf("unexpected arguments %q: %s takes flags only (see %s -h)", fs.Args(), fs.Name(), fs.Name())
 	}
 	return nil
 }

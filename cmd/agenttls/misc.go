@@ -4,9 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
-	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -18,7 +19,7 @@ import (
 
 // listCmd prints the cells of a scenario without running anything.
 func listCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("list", stderr)
+	fs := newFlags("list", "Prints every cell of a scenario with its labels and the command that runs it alone;\nnothing is started.", stderr)
 	scenario := fs.String("scenario", "scenarios/full.yaml", "scenario file")
 	shard := fs.String("shard", "", "only part i/n")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
@@ -34,10 +35,14 @@ func listCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return tw.Flush()
 	}
+	// As run resolves it: a path given is relative to the working directory, the default to
+	// the repository root.
 	path := *scenario
-	if _, err := os.Stat(path); err != nil {
-		if root, rerr := config.FindModuleRoot(); rerr == nil {
-			path = root + "/" + path
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "scenario" })
+	if !given && !filepath.IsAbs(path) {
+		if root, err := config.FindModuleRoot(); err == nil {
+			path = filepath.Join(root, path)
 		}
 	}
 	s, err := matrix.LoadScenario(path)
@@ -51,6 +56,9 @@ func listCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cells, err := matrix.Shard(s.Cells, i, n)
 	if err != nil {
 		return err
+	}
+	if len(cells) == 0 {
+		return fmt.Errorf("shard %s of the %d cell(s) of %s holds none: give fewer shards than cells", *shard, len(s.Cells), s.File)
 	}
 	if *asJSON {
 		type row struct {
@@ -87,7 +95,7 @@ func runOne(c matrix.Cell) string { return fmt.Sprintf("make conformance CELL='%
 
 // imagesCmd builds every image a run needs (cached by content).
 func imagesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("images", stderr)
+	fs := newFlags("images", "Builds (or finds, by content hash) the tools image and the node image every run needs,\nlocally: no registry is used. The node image is built with debootstrap as root, or from\nits Dockerfile with AGENTTLS_NODE_BUILD=dockerfile where a registry is reachable.", stderr)
 	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
@@ -105,7 +113,7 @@ func imagesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // sweepCmd removes what runs left behind.
 func sweepCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("sweep", stderr)
+	fs := newFlags("sweep", "Removes the containers, networks and per-run images agenttls runs left in Docker:\none run's (-run-id, the id a run prints) or every run's (-all, running ones included).", stderr)
 	runID := fs.String("run-id", "", "remove what this run left")
 	all := fs.Bool("all", false, "remove what every agenttls run left (cached tools and node images stay)")
 	if err := parseFlagsOnly(fs, args); err != nil {

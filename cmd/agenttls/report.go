@@ -15,14 +15,6 @@ import (
 	"github.com/agenttls/agenttls/harness/report"
 )
 
-// Exit codes of `agenttls report`. diff uses all three: a CI job gates on 1 and treats 2 as
-// "the comparison itself is broken", which must never pass silently either.
-const (
-	exitOK         = 0
-	exitRegression = 1 // diff: a cell newly failing or newly exposed; sweep: a cell differs from the oracle
-	exitBadInput   = 2 // usage errors, unreadable or incompatible results files
-)
-
 // inputError is a problem with what the user gave (flags, files, incompatible runs): the
 // command prints it and exits 2.
 type inputError struct{ err error }
@@ -180,7 +172,7 @@ func writeOutput(path string, stdout io.Writer, write func(io.Writer) error) err
 // writes junit.xml, summary.md and report.html only; into another folder (-o) it also writes
 // results.json and copies the transcripts, so that folder stands on its own.
 func reportRender(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("report render", stderr)
+	fs := newFlags("report render", "", stderr)
 	out := fs.String("o", "", "folder for the reports (default: the folder of the results file)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: agenttls report render results.json [-o dir]\n\nWrites junit.xml, summary.md and report.html from a results file.")
@@ -296,7 +288,7 @@ func copyTranscripts(src, dst string, cells []report.CellResult) error {
 // reportDiff compares two runs. Exit 0: no regression; 1: a cell newly failing or newly
 // exposed; 2: the files cannot be read or compared.
 func reportDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("report diff", stderr)
+	fs := newFlags("report diff", "", stderr)
 	md := fs.String("md", "", "write the diff as Markdown to this file ('-' for stdout)")
 	htmlOut := fs.String("html", "", "write the diff as a self-contained HTML page to this file")
 	partial := fs.Bool("partial", false, "compare runs of different cell sets on the cells they share (default: refuse)")
@@ -413,7 +405,7 @@ func stateText(c report.CellResult) string {
 // reportMerge joins shards into one run and writes every report of it into -o, transcripts
 // included.
 func reportMerge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("report merge", stderr)
+	fs := newFlags("report merge", "", stderr)
 	out := fs.String("o", "", "folder for the merged results.json, reports and transcripts (required)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: agenttls report merge -o dir part1.json part2.json...\n\nJoins the results of the shards of one run (-shard i/n) into one results.json and its reports.")
@@ -463,7 +455,7 @@ func reportMerge(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // reportSweep lays existing runs side by side. It exits 1 when a cell differs from the oracle
 // in any run, like sweep-versions.
 func reportSweep(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("report sweep", stderr)
+	fs := newFlags("report sweep", "", stderr)
 	md := fs.String("md", "", "write the table as Markdown to this file ('-' for stdout)")
 	htmlOut := fs.String("html", "", "write the table as a self-contained HTML page to this file")
 	fs.Usage = func() {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,11 +32,18 @@ import (
 
 // runCmd is the main job: it checks everything it can before starting anything, runs the
 // Ginkgo suite in e2e/ across several processes, prints one line per finished cell, and ends
-// with the summary table. The exit code is 1 when any cell differs from the oracle, 3 when
-// -fail-on-skip is set and a cell was skipped.
+// with the summary table. The exit codes are main's: 1 when any cell differs from the oracle,
+// 2 for input refused before anything started, 3 when -fail-on-skip is set and a cell was
+// skipped, 128+n after signal n.
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := config.Default()
-	fs := newFlags("run", stderr)
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	// Paths the user gives are relative to where the command runs; defaults to the repository.
+	cfg.WorkDir = wd
+	fs := newFlags("run", "", stderr)
 	cfg.Bind(fs, "")
 	var (
 		cells       = fs.String("cell", "", "run only these cell IDs (comma-separated), whatever the scenario")
@@ -46,9 +55,16 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: agenttls run [flags]\n\nRuns every cell of a scenario. Flags (each also read from the environment variable named):")
 		fs.PrintDefaults()
+		fmt.Fprint(stderr, runEnvHelp)
+		fmt.Fprintln(stderr, exitCodesHelp)
 	}
 	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
+	}
+	artifactsChosen := false
+	fs.Visit(func(f *flag.Flag) { artifactsChosen = artifactsChosen || f.Name == "artifacts" })
+	if v, ok := os.LookupEnv("ARTIFACTS"); ok && v != "" {
+		artifactsChosen = true
 	}
 	if *rerunFailed != "" {
 		*rerunFailed = resultsPath(*rerunFailed)
@@ -64,6 +80,19 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if err := cfg.Resolve(fs, "", os.LookupEnv); err != nil {
 		return fmt.Errorf("configuration: %w", err)
+	}
+	if script.IsRedacted(cfg.ScriptURL) {
+		return fmt.Errorf("the script URL %s was recorded without its credentials: give -script-url again", cfg.ScriptURL)
+	}
+	if *rerunFailed != "" {
+		// A rerun never clears the run it reads: it goes into <run>/rerun unless told where.
+		runDir := filepath.Dir(*rerunFailed)
+		if !artifactsChosen {
+			cfg.Artifacts = filepath.Join(runDir, "rerun")
+		} else if same, _ := sameDir(cfg.Artifacts, runDir); same {
+			return fmt.Errorf("-artifacts %s holds the run -rerun-failed reads: the rerun would clear it; give another folder, or none (default: %s)",
+				cfg.Artifacts, filepath.Join(runDir, "rerun"))
+		}
 	}
 	if *procs < 1 {
 		return fmt.Errorf("-procs %d: give at least 1 process", *procs)
@@ -100,7 +129,10 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if len(selected) == 0 {
 		return fmt.Errorf("shard %s of these %d cell(s) holds none: give fewer shards than cells", cfg.Shard, len(all))
 	}
-	if err := checkArtifacts(cfg.Artifacts); err != nil {
+	if cfg.FlipOracle != "" && !slices.ContainsFunc(selected, func(c matrix.Cell) bool { return c.ID() == cfg.FlipOracle }) {
+		return fmt.Errorf("-flip-oracle %s is not among the %s this run selects: the self-test would prove nothing", cfg.FlipOracle, plural(len(selected), "cell"))
+	}
+	if err := checkArtifactsPlace(cfg); err != nil {
 		return err
 	}
 	cli, err := dockerx.Client(ctx)
@@ -123,6 +155,14 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	} else if inUse > 0 {
 		return fmt.Errorf("run id %s is in use: %d container(s) carry it (a run still going, or one kept with -keep): choose another -run-id, or remove them with `agenttls sweep -run-id %s`", cfg.RunID, inUse, cfg.RunID)
 	}
+	if err := checkArtifacts(cfg.Artifacts); err != nil {
+		return err
+	}
+	unlock, err := lockArtifacts(cfg.Artifacts, cfg.RunID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if removed, err := sweep.SweepStale(ctx, 2*time.Hour); err == nil && !removed.Empty() {
 		fmt.Fprintf(stdout, "agenttls: removed leftovers of earlier runs: %s\n", removed)
 	}
@@ -130,18 +170,30 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := clearArtifacts(cfg.Artifacts); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "agenttls: run %s: %d cell(s), system-agent %s (%s profile, sha256 %s), %d process(es); artifacts in %s\n",
-		cfg.RunID, len(selected), orDash(s.Version), s.Profile.Name, s.SHA256[:12], *procs, cfg.Artifacts)
+	// The suite runs exactly the bytes resolved here, whatever the source does meanwhile.
+	saved := filepath.Join(cfg.Artifacts, scriptFile)
+	if err := s.Save(saved); err != nil {
+		return err
+	}
+	*procs = min(*procs, len(selected))
+	what := "system-agent " + s.Version
+	if s.Version == "" {
+		what = "install.sh from " + s.Source
+	}
+	fmt.Fprintf(stdout, "agenttls: run %s: %s, %s (%s profile, sha256 %s), %s; artifacts in %s\n",
+		cfg.RunID, plural(len(selected), "cell"), what, s.Profile.Name, s.SHA256[:12], plural(*procs, "process"), cfg.Artifacts)
 
 	// The suite.
 	suiteArgs := []string{"tool", "ginkgo", "-tags", "e2e", "--no-color", "--timeout", "2h",
 		"-p", "--procs", strconv.Itoa(*procs)}
 	suiteArgs = append(suiteArgs, "./e2e", "--")
 	// Every value, empty and false ones too: the suite reads the environment for options it is
-	// not given, and what was resolved here must win over it.
-	for k, v := range cfg.Map() {
+	// not given, and what was resolved here must win over it. The script is the one saved.
+	for k, v := range cfg.Redacted() {
 		suiteArgs = append(suiteArgs, "-harness."+k+"="+v)
 	}
+	suiteArgs = append(suiteArgs, "-harness.script-saved="+saved, "-harness.script-sha256="+s.SHA256,
+		"-harness.script-version="+s.Version, "-harness.script-origin="+s.Source)
 	ids := make([]string, len(all))
 	for i, c := range all {
 		ids[i] = c.ID()
@@ -172,7 +224,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	tail := newTailer(progressPath, len(selected), stdout)
-	interrupted := false
+	interrupted, code := false, 0
 	var waitErr error
 	var force chan os.Signal // a second interrupt, once the first was forwarded
 loop:
@@ -181,7 +233,7 @@ loop:
 		case waitErr = <-done:
 			break loop
 		case <-ctx.Done():
-			interrupted = true
+			interrupted, code = true, interruptCode(ctx)
 			fmt.Fprintln(stdout, "agenttls: interrupted: stopping the suite and cleaning up (interrupt again to force)")
 			force = make(chan os.Signal, 1)
 			signal.Notify(force, os.Interrupt, syscall.SIGTERM)
@@ -223,14 +275,14 @@ loop:
 				fmt.Fprintf(stdout, "agenttls: the reports of the interrupted run are marked as such: %s\n", cfg.Artifacts)
 			}
 		}
-		return exitError{130}
+		return exitError{code}
 	}
 	res, rerr := report.Read(resultsPath)
 	if rerr != nil {
 		fmt.Fprintf(stderr, "agenttls: the suite wrote no results (%v); what went wrong:\n", rerr)
 		printFailures(logPath, stderr)
 		fmt.Fprintf(stderr, "full log: %s\n", logPath)
-		return exitError{1}
+		return exitError{exitRegression}
 	}
 	fmt.Fprintln(stdout)
 	if err := report.SummaryTable(stdout, res); err != nil {
@@ -243,7 +295,7 @@ loop:
 			fmt.Fprintf(stderr, "agenttls: the suite failed outside the cells; see %s\n", logPath)
 			printFailures(logPath, stderr)
 		}
-		return exitError{1}
+		return exitError{exitRegression}
 	}
 	if n := res.Counts(); cfg.FailOnSkip && n.Skipped > 0 {
 		fmt.Fprintf(stderr, "agenttls: %d of %d cell(s) were skipped and -fail-on-skip is set: nothing was proven for them (the reason is in the DETAIL column above)\n", n.Skipped, n.Total)
@@ -272,10 +324,6 @@ func sweepRun(ctx context.Context, id string, again bool) (sweep.Removed, error)
 		}
 	}
 }
-
-// exitSkipped is the exit code of a run that had skipped cells under -fail-on-skip, apart from
-// 1 (a cell differs from the oracle) so that a gate can tell "not run" from "regressed".
-const exitSkipped = 3
 
 // defaultProcs: cells wait on containers part of the time, so twice as many processes as cores
 // pay off; more only add contention (make bench with AGENTTLS_BENCH_PROCS=4,6,8 measured 60 s,
@@ -314,6 +362,14 @@ func selectForRun(cfg config.Config, cells, rerunFailed string) ([]matrix.Cell, 
 		for _, c := range r.Failed() {
 			list = append(list, c.Params)
 		}
+		if r.Interrupted {
+			// The cells an interrupted run never got to are as unproven as its failures.
+			for _, c := range r.Cells {
+				if c.Status == report.StatusSkipped {
+					list = append(list, c.Params)
+				}
+			}
+		}
 		if len(list) == 0 {
 			return nil, fmt.Errorf("%s has no failed cells: %w", rerunFailed, errNothingToRerun)
 		}
@@ -334,7 +390,19 @@ var runIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 // errNothingToRerun: -rerun-failed of a run without failures; not an error of the user's.
 var errNothingToRerun = errors.New("nothing to rerun")
 
+// labelTerm is an axis:value term of a label filter.
+var labelTerm = regexp.MustCompile(`[A-Za-z-]+:[^\s&|!(),]+`)
+
 func filterLabels(cells []matrix.Cell, expr string) ([]matrix.Cell, error) {
+	// Ginkgo matches labels without regard to case, and every label is lower-case: a term with
+	// capitals would silently select the lower-case value (strict-verify:TRUE selects
+	// strict-verify:true; the value TRUE is labelled strict-verify:uppercase-true).
+	for _, t := range labelTerm.FindAllString(expr, -1) {
+		if t != strings.ToLower(t) {
+			return nil, fmt.Errorf("-label-filter %q: %s has capitals, but labels are matched without regard to case, so it selects %s; "+
+				"the strict-verify value TRUE is labelled strict-verify:uppercase-true (see the labels with `agenttls list`)", expr, t, strings.ToLower(t))
+		}
+	}
 	f, err := types.ParseLabelFilter(expr)
 	if err != nil {
 		return nil, fmt.Errorf("-label-filter %q: %w (labels look like mode:strict, path:mitm; see `agenttls list`)", expr, err)
@@ -395,7 +463,7 @@ func clearArtifacts(dir string) error {
 			return fmt.Errorf("artifacts folder %s holds %s but no results.json of a run: it would be overwritten; choose an empty folder or an earlier run's with -artifacts or ARTIFACTS", dir, strings.Join(found, ", "))
 		}
 	}
-	for _, old := range []string{"results.json", "junit.xml", "summary.md", "report.html", "progress.log", "ginkgo.log", "transcripts"} {
+	for _, old := range []string{"results.json", "junit.xml", "summary.md", "report.html", "progress.log", "ginkgo.log", "transcripts", scriptFile} {
 		if err := os.RemoveAll(filepath.Join(dir, old)); err != nil {
 			return fmt.Errorf("clear %s: %w", filepath.Join(dir, old), err)
 		}
@@ -408,7 +476,7 @@ func scriptWhat(cfg config.Config) string {
 	case cfg.ScriptFile != "":
 		return "file " + cfg.ScriptFile
 	case cfg.ScriptURL != "":
-		return "URL " + cfg.ScriptURL
+		return "URL " + script.RedactURL(cfg.ScriptURL)
 	}
 	return "system-agent " + cfg.SystemAgentVersion + " from the Go module cache"
 }
@@ -423,12 +491,79 @@ func loadScript(ctx context.Context, cfg config.Config) (*script.Script, error) 
 	return script.FromModule(ctx, cfg.SystemAgentVersion)
 }
 
+// scriptFile is the install script of a run, as resolved, in its artifacts folder.
+const scriptFile = "install.sh"
+
+// checkArtifactsPlace refuses folders whose clearing would destroy the repository's own files.
+func checkArtifactsPlace(cfg config.Config) error {
+	rel, err := filepath.Rel(cfg.ModuleRoot, cfg.Artifacts)
+	if err != nil || !filepath.IsLocal(rel) && rel != "." {
+		return nil // outside the repository
+	}
+	top := strings.Split(rel, string(filepath.Separator))[0]
+	switch {
+	case rel == "." || rel == "e2e":
+	case slices.Contains([]string{"fixtures", "scenarios", "harness", "cmd", ".github", ".ci", ".git"}, top):
+	default:
+		return nil
+	}
+	where := "the repository's root"
+	if rel != "." {
+		where = "in the repository's " + top + "/"
+	}
+	return fmt.Errorf("artifacts folder %s is %s, which holds the repository's own files: a run would clear or overwrite them; choose a folder such as artifacts/ (the default) or one outside the repository",
+		cfg.Artifacts, where)
+}
+
+// lockArtifacts holds the folder for this run: a second run into the same folder would clear
+// the first's reports under it. The lock goes with the process, however it ends.
+func lockArtifacts(dir, runID string) (func(), error) {
+	path := filepath.Join(dir, ".agenttls.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock the artifacts folder: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := io.ReadAll(io.LimitReader(f, 64))
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("artifacts folder %s is in use by run %s: wait for it to end, or give this run another folder with -artifacts or ARTIFACTS",
+				dir, orDash(strings.TrimSpace(string(holder))))
+		}
+		return nil, fmt.Errorf("lock the artifacts folder %s: %w", dir, err)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(runID+"\n"), 0)
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+// plural spells a count with its noun: 1 cell, 2 cells, 1 process, 4 processes.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	if strings.HasSuffix(noun, "s") {
+		return fmt.Sprintf("%d %ses", n, noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 func orDash(s string) string {
 	if s == "" {
 		return "-"
 	}
 	return s
 }
+
+// runEnvHelp names what run reads from the environment besides its flags' variables.
+const runEnvHelp = `
+Also read from the environment:
+  AGENTTLS_NODE_BUILD           how the node image is built: rootfs (debootstrap, needs root; default) or dockerfile (needs a registry)
+  DOCKER_HOST                   the Docker engine (default: the local socket)
+  TESTCONTAINERS_RYUK_DISABLED  true unless set: the harness sweeps by label instead of Ryuk
+Relative paths given by flag or environment are relative to the working directory; defaults are
+relative to the repository root.
+`
 
 // tailer prints the suite's progress file as cells finish.
 type tailer struct {
@@ -481,11 +616,18 @@ func printFailures(logPath string, w io.Writer) {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	shown := 0
+	seen := map[string]bool{}
 	for sc.Scan() {
-		l := strings.TrimSpace(sc.Text())
-		if strings.HasPrefix(l, "[FAILED]") && len(l) > len("[FAILED]") && shown < 10 {
+		l := strings.TrimSpace(ansi.ReplaceAllString(sc.Text(), ""))
+		// Every process repeats a setup failure of process 1; one copy says it.
+		if strings.HasPrefix(l, "[FAILED]") && len(l) > len("[FAILED]") && shown < 10 && !seen[l] {
+			seen[l] = true
 			fmt.Fprintf(w, "  %s\n", l)
 			shown++
 		}
 	}
 }
+
+// ansi matches terminal colour sequences, which Ginkgo writes into some messages even with
+// --no-color.
+var ansi = regexp.MustCompile(`\x1b\[[0-9;]*m`)

@@ -63,6 +63,12 @@ func agenttls(t *testing.T, env []string, args ...string) runOut {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return agenttlsIn(t, root, env, args...)
+}
+
+// agenttlsIn runs agenttls in the working directory dir.
+func agenttlsIn(t *testing.T, dir string, env []string, args ...string) runOut {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	name := agenttlsBin
@@ -73,11 +79,11 @@ func agenttls(t *testing.T, env []string, args ...string) runOut {
 		}
 	}
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = root
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err = cmd.Run()
+	err := cmd.Run()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
@@ -216,6 +222,18 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 	if len(leftovers(t, cli, id)) == 0 {
 		t.Fatalf("nothing of run %s was running when the test meant to interrupt it:\n%s", id, out.String())
 	}
+	// A second run into the folder of a run going on is refused; the first's reports stay.
+	second := dockertest.RunID(t)
+	if r := agenttls(t, nil, "run", "-artifacts", dir, "-run-id", second, "-cell", "private/strict/cs-correct/sv-unset/direct"); r.code != exitBadInput ||
+		!strings.Contains(r.output, "in use by run "+id) {
+		t.Errorf("a second run into the folder of run %s: exit %d:\n%s", id, r.code, r.output)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "progress.log")); err != nil {
+		t.Errorf("the second run touched the first's folder: %v", err)
+	}
+	if left := leftovers(t, cli, second); len(left) > 0 {
+		t.Errorf("the refused run left: %v", left)
+	}
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	err := cmd.Wait()
 	ee, ok := err.(*exec.ExitError)
@@ -272,15 +290,22 @@ func TestBadInputIsRefusedBeforeAnythingStarts(t *testing.T) {
 		{"bad run id", nil, []string{"-run-id", "Run 1/x"}, []string{"-run-id", "lower-case"}},
 		{"version and script file", nil, []string{"-sa-version", "v0.3.4", "-script-file", "/etc/hostname"}, []string{"sa-version v0.3.4", "give one of them"}},
 		{"bool env that is no bool", []string{"AGENTTLS_KEEP=yes"}, nil, []string{"AGENTTLS_KEEP", "true or false"}},
-		{"scenario as an argument", nil, []string{"scenarios/smoke.yaml"}, []string{"unexpected arguments", "-scenario"}},
+		{"scenario as an argument", nil, []string{"scenarios/smoke.yaml"}, []string{"unexpected arguments", "flags only"}},
+		{"hostname that is no DNS name", nil, []string{"-hostname", "bad host;id"}, []string{"hostname", "DNS name"}},
+		{"hostname that is an address", nil, []string{"-hostname", "10.1.2.3"}, []string{"not an IP address"}},
+		{"script file that never ends", nil, []string{"-script-file", "/dev/zero"}, []string{"not a regular file"}},
+		{"flipped cell not selected", nil, []string{"-cell", "private/strict/cs-correct/sv-unset/direct", "-flip-oracle", "public/strict/cs-absent/sv-unset/direct"}, []string{"-flip-oracle", "not among"}},
+		{"label with capitals", nil, []string{"-label-filter", "strict-verify:TRUE"}, []string{"uppercase-true", "without regard to case"}},
+		{"shard with trailing junk", nil, []string{"-shard", "1/3x"}, []string{"1/3x"}},
+		{"artifacts among the sources", nil, []string{"-artifacts", "harness"}, []string{"harness/", "own files"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			id := dockertest.RunID(t)
 			args := append([]string{"run", "-run-id", id, "-artifacts", t.TempDir()}, tc.args...)
 			r := agenttls(t, tc.env, args...)
-			if r.code == 0 {
-				t.Fatalf("accepted: %s", r.output)
+			if r.code != exitBadInput {
+				t.Fatalf("exit %d, want %d (refused):\n%s", r.code, exitBadInput, r.output)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(strings.ToLower(r.output), strings.ToLower(w)) {
@@ -425,15 +450,37 @@ func TestScriptFileRunWritesItsResults(t *testing.T) {
 	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
 		t.Fatalf("go mod download -json: %v %s", err, out)
 	}
+	// A relative path is the working directory's, as with any command: run from cmd/ here.
+	root, _ := config.FindModuleRoot()
+	copied := filepath.Join(t.TempDir(), "my-install.sh")
+	body, err := os.ReadFile(filepath.Join(mod.Dir, "install.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(copied, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wd := filepath.Join(root, "cmd")
+	rel, err := filepath.Rel(wd, copied)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
-	r := agenttls(t, nil, "run", "-script-file", filepath.Join(mod.Dir, "install.sh"), "-cell", "private/strict/cs-correct/sv-unset/direct",
-		"-artifacts", dir, "-run-id", dockertest.RunID(t), "-procs", "1")
+	cell := "private/strict/cs-correct/sv-unset/direct"
+	r := agenttlsIn(t, wd, nil, "run", "-script-file", rel, "-cell", cell, "-artifacts", dir, "-run-id", dockertest.RunID(t), "-procs", "1")
 	if r.code != 0 {
 		t.Fatalf("exit %d:\n%s", r.code, r.output)
 	}
 	res := readRun(t, dir)
-	if res.SystemAgentVersion != "" || len(res.ScriptSHA256) != 64 || !strings.Contains(res.ScriptSource, "install.sh") {
+	if res.SystemAgentVersion != "" || len(res.ScriptSHA256) != 64 || res.ScriptSource != "file "+copied {
 		t.Errorf("a file's run: version %q, sha %q, source %q", res.SystemAgentVersion, res.ScriptSHA256, res.ScriptSource)
+	}
+	// The run's folder keeps the script it ran, and the rerun command names it.
+	if saved, err := os.ReadFile(filepath.Join(dir, "install.sh")); err != nil || !bytes.Equal(saved, body) {
+		t.Errorf("the run's install.sh is not the script it ran (%v)", err)
+	}
+	if c := res.Cells[0]; !strings.Contains(c.Rerun, "-script-file "+copied) {
+		t.Errorf("rerun command %q does not name the script file", c.Rerun)
 	}
 	if c := res.Counts(); c.Passed != 1 {
 		t.Errorf("counts %+v", c)
@@ -461,15 +508,23 @@ func TestRerunFailedRunsAsTheRunRan(t *testing.T) {
 		t.Fatalf("bad input destroyed the earlier run's results: %v", err)
 	}
 
-	// As the README has it: the failures of a run again, into the same folder.
-	r = agenttls(t, nil, "run", "-rerun-failed", first, "-artifacts", first, "-run-id", dockertest.RunID(t), "-procs", "1")
+	// A rerun into the folder of the run it reads would clear that run: refused.
+	if r := agenttls(t, nil, "run", "-rerun-failed", first, "-artifacts", first, "-run-id", dockertest.RunID(t)); r.code != exitBadInput ||
+		!strings.Contains(r.output, "would clear it") {
+		t.Fatalf("rerun into the run's own folder: exit %d:\n%s", r.code, r.output)
+	}
+	// As the README has it: the failures of a run again, by default into <run>/rerun.
+	r = agenttls(t, []string{"ARTIFACTS="}, "run", "-rerun-failed", first, "-run-id", dockertest.RunID(t), "-procs", "1")
 	if r.code != 0 {
 		t.Fatalf("rerun: exit %d:\n%s", r.code, r.output)
 	}
 	if !strings.Contains(r.output, "-sa-version=v0.3.4") {
 		t.Errorf("the rerun does not say it took the run's version:\n%s", r.output)
 	}
-	res, err := report.Read(failed)
+	if orig, err := report.Read(failed); err != nil || len(orig.Cells) != 2 {
+		t.Fatalf("the rerun changed the run it read: %v", err)
+	}
+	res, err := report.Read(filepath.Join(first, "rerun", "results.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +532,7 @@ func TestRerunFailedRunsAsTheRunRan(t *testing.T) {
 		t.Errorf("rerun: version %s, cells %+v", res.SystemAgentVersion, res.Cells)
 	}
 
-	r = agenttls(t, nil, "run", "-rerun-failed", failed, "-artifacts", second, "-run-id", dockertest.RunID(t))
+	r = agenttls(t, nil, "run", "-rerun-failed", filepath.Join(first, "rerun"), "-artifacts", second, "-run-id", dockertest.RunID(t))
 	if r.code != 0 || !strings.Contains(r.output, "nothing to rerun") {
 		t.Errorf("rerun of a run without failures: exit %d:\n%s", r.code, r.output)
 	}
@@ -492,12 +547,23 @@ func TestRunRefusesFoldersAndRunIDsNotItsOwn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := agenttls(t, nil, "run", "-artifacts", "fixtures", "-cell", "private/strict/cs-correct/sv-unset/direct", "-run-id", dockertest.RunID(t))
-	if r.code == 0 || !strings.Contains(r.output, "holds transcripts but no results.json") {
-		t.Errorf("fixtures/ as the artifacts folder: exit %d:\n%s", r.code, r.output)
+	for _, dir := range []string{"fixtures", "fixtures/baseline", "."} {
+		r := agenttls(t, nil, "run", "-artifacts", dir, "-cell", "private/strict/cs-correct/sv-unset/direct", "-run-id", dockertest.RunID(t))
+		if r.code != exitBadInput || !strings.Contains(r.output, "the repository's own files") {
+			t.Errorf("%s as the artifacts folder: exit %d:\n%s", dir, r.code, r.output)
+		}
 	}
 	if after, err := os.ReadDir(filepath.Join(root, "fixtures", "transcripts")); err != nil || len(after) != len(before) {
 		t.Fatalf("fixtures/transcripts was touched: %d files before, %d after (%v)", len(before), len(after), err)
+	}
+	// Elsewhere too, a folder with reports but no run is somebody else's.
+	other := t.TempDir()
+	if err := os.Mkdir(filepath.Join(other, "transcripts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := agenttls(t, nil, "run", "-artifacts", other, "-cell", "private/strict/cs-correct/sv-unset/direct", "-run-id", dockertest.RunID(t))
+	if r.code != exitBadInput || !strings.Contains(r.output, "holds transcripts but no results.json") {
+		t.Errorf("a folder with transcripts/ but no run: exit %d:\n%s", r.code, r.output)
 	}
 
 	id := dockertest.RunID(t)

@@ -37,7 +37,7 @@ type sweepTarget struct {
 }
 
 func sweepVersions(ctx context.Context, args []string, stdout, stderr io.Writer, run runFunc) error {
-	fs := newFlags("sweep-versions", stderr)
+	fs := newFlags("sweep-versions", "", stderr)
 	var (
 		versions = fs.String("versions", strings.Join(script.KnownServedVersions(), ","),
 			"system-agent versions whose install.sh runs, comma-separated, oldest first")
@@ -83,19 +83,28 @@ did not run.`)
 		}
 	}
 
+	root, err := config.FindModuleRoot()
+	if err != nil {
+		return err
+	}
 	targets, err := sweepTargets(*versions, *rancherVersions, set["versions"])
+	if err == nil {
+		err = checkTargets(root, targets)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "agenttls sweep-versions: %v\n", err)
 		return exitError{exitBadInput}
 	}
 	dir := *artifacts
 	if !filepath.IsAbs(dir) {
-		// Relative to the repository root, as run resolves its own -artifacts.
-		root, err := config.FindModuleRoot()
-		if err != nil {
-			return err
+		if set["artifacts"] {
+			// As run resolves a path the user gives: from the working directory.
+			if dir, err = filepath.Abs(dir); err != nil {
+				return err
+			}
+		} else {
+			dir = filepath.Join(root, dir)
 		}
-		dir = filepath.Join(root, dir)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("sweep folder %s: %w: choose a writable folder with -artifacts", dir, err)
@@ -123,9 +132,12 @@ did not run.`)
 		err := run(ctx, runArgs, stdout, stderr)
 		var ee exitError
 		switch {
-		case ctx.Err() != nil || (errors.As(err, &ee) && ee.code == 130):
+		case ctx.Err() != nil || (errors.As(err, &ee) && ee.code > 128):
 			fmt.Fprintf(stderr, "agenttls sweep-versions: interrupted during %s; the table is not written\n", t.label)
-			return exitError{130}
+			if ctx.Err() != nil {
+				return exitError{interruptCode(ctx)}
+			}
+			return exitError{ee.code}
 		case err == nil, errors.As(err, &ee) && ee.code == 1:
 			// 1: some cells differ from the oracle; the results say which.
 		default:
@@ -163,6 +175,33 @@ did not run.`)
 		return exitError{1}
 	}
 	return nil
+}
+
+// checkTargets refuses, before any run, a version that is not one (v1.2.3) or a Rancher release
+// the version map does not know. Whether the module proxy serves a system-agent version is
+// found out by its run, which then reports it without results.
+func checkTargets(root string, targets []sweepTarget) error {
+	var vm *config.Versions
+	var errs []error
+	for _, t := range targets {
+		switch t.flag {
+		case "sa-version":
+			if err := script.CheckVersion(t.value); err != nil {
+				errs = append(errs, err)
+			}
+		case "rancher-version":
+			if vm == nil {
+				var err error
+				if vm, err = config.LoadVersions(filepath.Join(root, "fixtures", "versions.yaml")); err != nil {
+					return err
+				}
+			}
+			if _, err := vm.ForRancher(t.value); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // sweepTargets turns the version lists into run targets; Rancher releases win when given.

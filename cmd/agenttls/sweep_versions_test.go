@@ -153,6 +153,8 @@ func TestSweepVersionsRefusesBadInput(t *testing.T) {
 		"both lists":           {"-versions", "v0.3.4", "-rancher-versions", "v2.9.3", "-artifacts", dir},
 		"run flag it sets":     {"-versions", "v0.3.4", "-artifacts", dir, "--", "-sa-version=v0.15.0"},
 		"positional argument":  {"v0.3.4"},
+		"not a version":        {"-versions", "v0.3.4,bogus", "-artifacts", dir},
+		"unknown Rancher":      {"-rancher-versions", "v2.9.3,v1.0.0", "-artifacts", dir},
 		"unknown flag":         {"-version", "v0.3.4"},
 	} {
 		if r := sweepCLI(t, f, context.Background(), args...); r.code != exitBadInput {
