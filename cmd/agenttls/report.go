@@ -473,7 +473,10 @@ func reportSweep(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	t := report.Sweep(rs)
+	t, err := report.Sweep(rs)
+	if err != nil {
+		return badInput("%s", strings.TrimPrefix(err.Error(), "sweep: "))
+	}
 	if err := writeSweep(t, *md, *htmlOut, stdout); err != nil {
 		return err
 	}

@@ -446,4 +446,11 @@ func TestReportSweep(t *testing.T) {
 	if r := cli(t, "report", "sweep", pre, writeTruncated(t, strict)); r.code != exitBadInput {
 		t.Errorf("truncated input: exit %d", r.code)
 	}
+	// An interrupted run is refused, as diff refuses it, not counted as cells that differ.
+	stopped := synthRun(t, "", "v0.3.16", "strict", cells)
+	stopped.Interrupted = true
+	r = cli(t, "report", "sweep", pre, writeRun(t, filepath.Join(base, "stopped"), stopped))
+	if r.code != exitBadInput || !strings.Contains(r.stderr, "interrupted") {
+		t.Errorf("interrupted run: exit %d\n%s", r.code, r.stderr)
+	}
 }

@@ -158,7 +158,10 @@ did not run.`)
 		return exitError{1}
 	}
 
-	table := report.Sweep(runs)
+	table, err := report.Sweep(runs) // none is interrupted: an interrupt ends the sweep above
+	if err != nil {
+		return err
+	}
 	md, html := filepath.Join(dir, sweepMarkdownFile), filepath.Join(dir, sweepHTMLFile)
 	if err := writeSweep(table, md, html, stdout); err != nil {
 		return err

@@ -216,7 +216,7 @@ func headline(n Counts) string {
 		exp = "0 exposed"
 	}
 	parts = append(parts, exp)
-	return fmt.Sprintf("%d cells: %s", n.Total, strings.Join(parts, ", "))
+	return fmt.Sprintf("%d %s: %s", n.Total, plural(n.Total, "cell", "cells"), strings.Join(parts, ", "))
 }
 
 func plural(n int, one, many string) string {
@@ -245,7 +245,7 @@ func SummaryTable(w io.Writer, r *Results) error {
 	if r.Interrupted {
 		fmt.Fprintf(bw, " (INTERRUPTED)")
 	}
-	fmt.Fprintf(bw, "\n%d cells: %d FAILED, %d passed, %d skipped", n.Total, n.Failed, n.Passed, n.Skipped)
+	fmt.Fprintf(bw, "\n%d %s: %d FAILED, %d passed, %d skipped", n.Total, plural(n.Total, "cell", "cells"), n.Failed, n.Passed, n.Skipped)
 	if n.Exposed > 0 {
 		fmt.Fprintf(bw, "; %d EXPOSED (%d expected by the oracle, %d not)", n.Exposed, n.ExposedExpected, n.Exposed-n.ExposedExpected)
 	} else {

@@ -54,20 +54,13 @@ type SweepEntry struct {
 	Changed bool
 }
 
-// NewSweep builds the table of runs, in the order given (put them in version order), like
-// Sweep, but refuses an interrupted run the way Diff does: the cells it was running failed for
-// the interruption, and the table would show them as differing from the oracle. Nil entries
-// are ignored.
-func NewSweep(results []*Results) (*SweepTable, error) {
+// Sweep builds the table of runs, in the order given (put them in version order). Nil entries
+// are ignored. An interrupted run is refused, as Diff refuses it: its unrun cells would count as
+// differing from the oracle.
+func Sweep(results []*Results) (*SweepTable, error) {
 	if err := refuseInterrupted("sweep", results...); err != nil {
 		return nil, err
 	}
-	return Sweep(results), nil
-}
-
-// Sweep builds the table of runs, in the order given (put them in version order), without
-// checking them: use NewSweep for runs a user gave. Nil entries are ignored.
-func Sweep(results []*Results) *SweepTable {
 	t := &SweepTable{}
 	var runs []*Results
 	labels := map[string]int{}
@@ -130,7 +123,7 @@ func Sweep(results []*Results) *SweepTable {
 		row.Moves = len(seenObs) > 1
 		t.Rows = append(t.Rows, row)
 	}
-	return t
+	return t, nil
 }
 
 // Moving returns the rows whose observed verdict moves across the runs.

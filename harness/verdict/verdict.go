@@ -22,7 +22,8 @@ const (
 	// RejectedUntrusted: the server could not be verified on the connection check (TLS failure).
 	RejectedUntrusted Verdict = "rejected-untrusted"
 	// Exposed: registration completed through an attacker's proxy. Expected under some settings
-	// (system-store with a trusted interception CA, STRICT_VERIFY=false) but always shown loudly.
+	// (system-store with a trusted interception CA, CATTLE_AGENT_STRICT_VERIFY=false) but always
+	// shown loudly.
 	Exposed Verdict = "exposed"
 	// Unexpected: the script ended in a way no verdict above describes.
 	Unexpected Verdict = "unexpected"
