@@ -11,6 +11,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -157,6 +158,9 @@ var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
 	defer cancel()
 	tb, err := testbed.Run(sctx, s, selected, opts...)
 	DeferCleanup(func(ctx SpecContext) error { return tb.Terminate(ctx) }, NodeTimeout(2*time.Minute))
+	if err != nil && errors.Is(sctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("the setup timeout (-setup-timeout %s, with the Rancher waits in the Rancher tier) ran out: raise it if this machine is slow or builds images for the first time: %w", cfg.SetupTimeout, err)
+	}
 	failOn(err, "testbed")
 	b, err := json.Marshal(tb.Description)
 	Expect(err).NotTo(HaveOccurred())
