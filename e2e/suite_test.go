@@ -284,6 +284,12 @@ func rerun(c matrix.Cell) string {
 	if len(args) > 0 {
 		vars = append(vars, "ARGS='"+strings.Join(args, " ")+"'")
 	}
+	// Into a folder of its own, so that the reports of this run stay for its other cells.
+	cellDir := filepath.Join(cfg.Artifacts, "cell")
+	if rel, err := filepath.Rel(cfg.ModuleRoot, cellDir); err == nil && filepath.IsLocal(rel) {
+		cellDir = rel // make runs in the repository root
+	}
+	vars = append(vars, "ARTIFACTS="+cellDir)
 	return strings.Join(append(append([]string{"make conformance"}, vars...), "CELL='"+c.ID()+"'"), " ")
 }
 

@@ -81,11 +81,19 @@ const (
 	exitSkipped    = 3 // run -fail-on-skip: cells were skipped, nothing was proven for them
 )
 
-// exitCodesHelp ends every command's -h.
-const exitCodesHelp = `
-exit codes: 0 done (every cell as the oracle says); 1 a cell differs from the oracle (report
-diff: a regression); 2 refused before anything ran (bad flag, configuration, file or version,
-no Docker); 3 cells skipped under -fail-on-skip; 130/143 interrupted (SIGINT/SIGTERM).`
+// The exit codes as each command's -h tells them.
+const (
+	exitCodesHelp = `
+exit codes: 0 done; 1 a cell differs from the oracle, or the suite could not run its cells (report
+diff: a regression); 2 refused before anything ran (bad flag, configuration, file or version, no
+Docker); 3 cells skipped under run -fail-on-skip; 130/143 interrupted (SIGINT/SIGTERM).`
+	exitCodesRun = `
+exit codes: 0 every cell as the oracle says; 1 a cell differs from the oracle, or the suite could
+not run its cells (see the output); 2 refused before anything ran (bad flag, configuration, file
+or version, no Docker); 3 cells skipped under -fail-on-skip; 130/143 interrupted (SIGINT/SIGTERM).`
+	exitCodesPlain = `
+exit codes: 0 done; 2 refused or failed (bad flag or file, no Docker); 130/143 interrupted.`
+)
 
 func mainErr(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -124,15 +132,15 @@ func mainErr(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: agenttls <command> [flags]\n\ncommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-15s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun `agenttls <command> -h` for its flags. `make` builds this command as bin/agenttls.")
 	fmt.Fprintln(w, exitCodesHelp)
 }
 
 // newFlags returns a flag set that reports errors instead of exiting; its -h prints what the
-// command does, its flags and the exit codes.
-func newFlags(name, about string, stderr io.Writer) *flag.FlagSet {
+// command does, its flags and its exit codes.
+func newFlags(name, about, exitCodes string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("agenttls "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -143,7 +151,7 @@ func newFlags(name, about string, stderr io.Writer) *flag.FlagSet {
 			fmt.Fprintln(stderr, "\nflags:")
 			fs.PrintDefaults()
 		}
-		fmt.Fprintln(stderr, exitCodesHelp)
+		fmt.Fprintln(stderr, exitCodes)
 	}
 	return fs
 }

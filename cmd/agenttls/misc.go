@@ -19,7 +19,7 @@ import (
 
 // listCmd prints the cells of a scenario without running anything.
 func listCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("list", "Prints every cell of a scenario with its labels and the command that runs it alone;\nnothing is started.", stderr)
+	fs := newFlags("list", "Prints every cell of a scenario with its labels and the command that runs it alone;\nnothing is started.", exitCodesPlain, stderr)
 	scenario := fs.String("scenario", "scenarios/full.yaml", "scenario file")
 	shard := fs.String("shard", "", "only part i/n")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
@@ -95,7 +95,7 @@ func runOne(c matrix.Cell) string { return fmt.Sprintf("make conformance CELL='%
 
 // imagesCmd builds every image a run needs (cached by content).
 func imagesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("images", "Builds (or finds, by content hash) the tools image and the node image every run needs,\nlocally: no registry is used. The node image is built with debootstrap as root, or from\nits Dockerfile with AGENTTLS_NODE_BUILD=dockerfile where a registry is reachable.", stderr)
+	fs := newFlags("images", "Builds (or finds, by content hash) the tools image and the node image every run needs,\nlocally: no registry is used. The node image is built with debootstrap as root, or from\nits Dockerfile with AGENTTLS_NODE_BUILD=dockerfile where a registry is reachable.", exitCodesPlain, stderr)
 	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func imagesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // sweepCmd removes what runs left behind.
 func sweepCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("sweep", "Removes the containers, networks and per-run images agenttls runs left in Docker:\none run's (-run-id, the id a run prints) or every run's (-all, running ones included).", stderr)
+	fs := newFlags("sweep", "Removes the containers, networks and per-run images agenttls runs left in Docker:\none run's (-run-id, the id a run prints) or every run's (-all, running ones included).", exitCodesPlain, stderr)
 	runID := fs.String("run-id", "", "remove what this run left")
 	all := fs.Bool("all", false, "remove what every agenttls run left (cached tools and node images stay)")
 	if err := parseFlagsOnly(fs, args); err != nil {

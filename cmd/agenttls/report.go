@@ -172,11 +172,12 @@ func writeOutput(path string, stdout io.Writer, write func(io.Writer) error) err
 // writes junit.xml, summary.md and report.html only; into another folder (-o) it also writes
 // results.json and copies the transcripts, so that folder stands on its own.
 func reportRender(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("report render", "", stderr)
+	fs := newFlags("report render", "", "", stderr)
 	out := fs.String("o", "", "folder for the reports (default: the folder of the results file)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: agenttls report render results.json [-o dir]\n\nWrites junit.xml, summary.md and report.html from a results file.")
 		fs.PrintDefaults()
+		fmt.Fprintln(stderr, "\nexit codes: 0 written; 2 a file cannot be read or written, or a bad flag.")
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -288,7 +289,7 @@ func copyTranscripts(src, dst string, cells []report.CellResult) error {
 // reportDiff compares two runs. Exit 0: no regression; 1: a cell newly failing or newly
 // exposed; 2: the files cannot be read or compared.
 func reportDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("report diff", "", stderr)
+	fs := newFlags("report diff", "", "", stderr)
 	md := fs.String("md", "", "write the diff as Markdown to this file ('-' for stdout)")
 	htmlOut := fs.String("html", "", "write the diff as a self-contained HTML page to this file")
 	partial := fs.Bool("partial", false, "compare runs of different cell sets on the cells they share (default: refuse)")
@@ -405,11 +406,12 @@ func stateText(c report.CellResult) string {
 // reportMerge joins shards into one run and writes every report of it into -o, transcripts
 // included.
 func reportMerge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("report merge", "", stderr)
+	fs := newFlags("report merge", "", "", stderr)
 	out := fs.String("o", "", "folder for the merged results.json, reports and transcripts (required)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: agenttls report merge -o dir part1.json part2.json...\n\nJoins the results of the shards of one run (-shard i/n) into one results.json and its reports.")
 		fs.PrintDefaults()
+		fmt.Fprintln(stderr, "\nexit codes: 0 merged; 2 a part cannot be read, the parts are not shards of one run, or a bad flag.")
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -455,12 +457,13 @@ func reportMerge(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // reportSweep lays existing runs side by side. It exits 1 when a cell differs from the oracle
 // in any run, like sweep-versions.
 func reportSweep(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("report sweep", "", stderr)
+	fs := newFlags("report sweep", "", "", stderr)
 	md := fs.String("md", "", "write the table as Markdown to this file ('-' for stdout)")
 	htmlOut := fs.String("html", "", "write the table as a self-contained HTML page to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: agenttls report sweep a.json b.json... [-md file] [-html file]\n\nOne row per cell, one column per run (give them oldest first). Exit 1 when a cell differs from the\noracle in any run.")
 		fs.PrintDefaults()
+		fmt.Fprintln(stderr, "\nexit codes: 0 no cell differs from the oracle; 1 one does; 2 a file cannot be read, a run was\ninterrupted, or a bad flag.")
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {

@@ -43,7 +43,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	// Paths the user gives are relative to where the command runs; defaults to the repository.
 	cfg.WorkDir = wd
-	fs := newFlags("run", "", stderr)
+	fs := newFlags("run", "", exitCodesRun, stderr)
 	cfg.Bind(fs, "")
 	var (
 		cells       = fs.String("cell", "", "run only these cell IDs (comma-separated), whatever the scenario")
@@ -56,7 +56,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintln(stderr, "usage: agenttls run [flags]\n\nRuns every cell of a scenario. Flags (each also read from the environment variable named):")
 		fs.PrintDefaults()
 		fmt.Fprint(stderr, runEnvHelp)
-		fmt.Fprintln(stderr, exitCodesHelp)
+		fmt.Fprintln(stderr, exitCodesRun)
 	}
 	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
@@ -67,7 +67,12 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		artifactsChosen = true
 	}
 	if *rerunFailed != "" {
-		*rerunFailed = resultsPath(*rerunFailed)
+		// Absolute: the rerun's folder is made from it, and the suite runs in e2e/.
+		abs, err := filepath.Abs(resultsPath(*rerunFailed))
+		if err != nil {
+			return err
+		}
+		*rerunFailed = abs
 		// A rerun runs what failed the way it ran: the same script, backend and nodes, unless
 		// the user chose otherwise.
 		r, err := report.Read(*rerunFailed)
@@ -269,6 +274,14 @@ loop:
 		// What the suite wrote is marked, so that no one takes its failed cells for the script's.
 		if res, err := report.Read(resultsPath); err == nil {
 			res.Interrupted = true
+			for i, c := range res.Cells {
+				switch c.Status {
+				case report.StatusSkipped:
+					res.Cells[i].Message = "not run: the run was interrupted before this cell"
+				case report.StatusFailed:
+					res.Cells[i].Message = "interrupted while it ran (not a verdict on the script): " + c.Message
+				}
+			}
 			if err := report.WriteAll(cfg.Artifacts, res, report.WithTranscripts(cfg.Artifacts)); err != nil {
 				fmt.Fprintf(stderr, "agenttls: could not mark %s as interrupted: %v\n", resultsPath, err)
 			} else {
@@ -399,8 +412,12 @@ func filterLabels(cells []matrix.Cell, expr string) ([]matrix.Cell, error) {
 	// strict-verify:true; the value TRUE is labelled strict-verify:uppercase-true).
 	for _, t := range labelTerm.FindAllString(expr, -1) {
 		if t != strings.ToLower(t) {
-			return nil, fmt.Errorf("-label-filter %q: %s has capitals, but labels are matched without regard to case, so it selects %s; "+
-				"the strict-verify value TRUE is labelled strict-verify:uppercase-true (see the labels with `agenttls list`)", expr, t, strings.ToLower(t))
+			hint := "every label is lower-case"
+			if strings.HasPrefix(strings.ToLower(t), string(matrix.AxisStrictVerify)+":") {
+				hint = "the strict-verify value TRUE is labelled strict-verify:uppercase-true (scenarios/field-cases.yaml has such cells)"
+			}
+			return nil, fmt.Errorf("-label-filter %q: %s has capitals, but labels are matched without regard to case, so it selects %s; %s (see the labels with `agenttls list`)",
+				expr, t, strings.ToLower(t), hint)
 		}
 	}
 	f, err := types.ParseLabelFilter(expr)

@@ -248,6 +248,11 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 		if !res.Interrupted {
 			t.Errorf("results.json of the interrupted run is not marked interrupted")
 		}
+		for _, c := range res.Cells {
+			if c.Status != report.StatusPassed && !strings.Contains(c.Message, "interrupted") {
+				t.Errorf("%s (%s) does not say the run was interrupted: %q", c.ID, c.Status, c.Message)
+			}
+		}
 		if _, err := report.Diff(res, res); err == nil || !strings.Contains(err.Error(), "interrupted") {
 			t.Errorf("diff of an interrupted run: %v", err)
 		}
@@ -513,8 +518,14 @@ func TestRerunFailedRunsAsTheRunRan(t *testing.T) {
 		!strings.Contains(r.output, "would clear it") {
 		t.Fatalf("rerun into the run's own folder: exit %d:\n%s", r.code, r.output)
 	}
-	// As the README has it: the failures of a run again, by default into <run>/rerun.
-	r = agenttls(t, []string{"ARTIFACTS="}, "run", "-rerun-failed", first, "-run-id", dockertest.RunID(t), "-procs", "1")
+	// As the README has it: the failures of a run again, by default into <run>/rerun; the path
+	// given relative to the working directory (the repository root here).
+	root, _ := config.FindModuleRoot()
+	relFirst, err := filepath.Rel(root, failed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = agenttls(t, []string{"ARTIFACTS="}, "run", "-rerun-failed", relFirst, "-run-id", dockertest.RunID(t), "-procs", "1")
 	if r.code != 0 {
 		t.Fatalf("rerun: exit %d:\n%s", r.code, r.output)
 	}

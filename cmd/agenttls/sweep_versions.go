@@ -37,7 +37,7 @@ type sweepTarget struct {
 }
 
 func sweepVersions(ctx context.Context, args []string, stdout, stderr io.Writer, run runFunc) error {
-	fs := newFlags("sweep-versions", "", stderr)
+	fs := newFlags("sweep-versions", "", "", stderr)
 	var (
 		versions = fs.String("versions", strings.Join(script.KnownServedVersions(), ","),
 			"system-agent versions whose install.sh runs, comma-separated, oldest first")
@@ -54,6 +54,7 @@ writes the version table to <dir>/`+sweepMarkdownFile+` and <dir>/`+sweepHTMLFil
 (e.g. -- -procs 4). Exits 1 when a cell differs from the oracle in any version, or a version
 did not run.`)
 		fs.PrintDefaults()
+		fmt.Fprintln(stderr, "\nexit codes: 0 every version ran, every cell as the oracle says; 1 a cell differs, or a version\ndid not run; 2 refused before any run (bad flag or version); 130/143 interrupted.")
 	}
 	var extra []string
 	for i, a := range args {

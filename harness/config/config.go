@@ -107,7 +107,7 @@ func (c *Config) fields() []field {
 		{name: "hostname", env: "AGENTTLS_HOSTNAME", usage: "the Rancher hostname nodes resolve", str: &c.Hostname},
 		{name: "cell-timeout", env: "AGENTTLS_CELL_TIMEOUT", usage: "time bound for one cell", dur: &c.CellTimeout},
 		{name: "setup-timeout", env: "AGENTTLS_SETUP_TIMEOUT", usage: "time bound for images and servers", dur: &c.SetupTimeout},
-		{name: "keep", env: "AGENTTLS_KEEP", usage: "keep containers after the run for debugging (remove them later with `agenttls sweep -run-id ID`)", boolean: &c.Keep},
+		{name: "keep", env: "AGENTTLS_KEEP", usage: "keep containers after the run for debugging (remove them later with: agenttls sweep -run-id <the run id>)", boolean: &c.Keep},
 		{name: "fresh-nodes", env: "AGENTTLS_FRESH_NODES", usage: "start a new node container for every cell instead of resetting and reusing one", boolean: &c.FreshNodes},
 		{name: "fail-on-skip", env: "AGENTTLS_FAIL_ON_SKIP", usage: "exit 3 when any cell was skipped (e.g. the Rancher image could not be had): for gates; make e2e sets it", boolean: &c.FailOnSkip},
 		{name: "shard", env: "AGENTTLS_SHARD", usage: "run part i of n of the cells, as i/n", str: &c.Shard},
