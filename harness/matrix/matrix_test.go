@@ -227,3 +227,9 @@ func TestLabelsAndIDs(t *testing.T) {
 		t.Errorf("ParseID accepted an unknown value: %v", err)
 	}
 }
+
+func TestLoadScenarioRefusesWhatIsNotARegularFile(t *testing.T) {
+	if _, err := LoadScenario("/dev/zero"); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("/dev/zero as a scenario: %v", err)
+	}
+}

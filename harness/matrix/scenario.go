@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/agenttls/agenttls/harness/bounded"
 )
 
 // Scenario is a scenario file: a named selection of cells, as data. A reader of the file alone
@@ -26,12 +27,15 @@ type Scenario struct {
 // LoadScenario reads and validates a scenario file. Errors name the file, the line and the
 // allowed values.
 func LoadScenario(path string) (*Scenario, error) {
-	data, err := os.ReadFile(path)
+	data, err := bounded.ReadFile(path, maxScenarioBytes, "scenario")
 	if err != nil {
-		return nil, fmt.Errorf("read scenario: %w (list the scenarios with `ls scenarios/`)", err)
+		return nil, fmt.Errorf("%w (the scenarios are in scenarios/)", err)
 	}
 	return ParseScenario(path, data)
 }
+
+// maxScenarioBytes bounds a scenario file: the full matrix takes a few hundred bytes.
+const maxScenarioBytes = 4 << 20
 
 // ParseScenario validates scenario data; name is used in error messages.
 func ParseScenario(name string, data []byte) (*Scenario, error) {

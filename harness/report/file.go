@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/agenttls/agenttls/harness/bounded"
 	"github.com/agenttls/agenttls/harness/matrix"
 	"github.com/agenttls/agenttls/harness/verdict"
 )
@@ -120,12 +121,15 @@ func writeFileAtomic(path string, data []byte) error {
 // Read reads and validates a results file. Its errors name the file and say what to do; they
 // wrap ErrNotJSON, ErrSchemaVersion or ErrInvalid.
 func Read(path string) (*Results, error) {
-	data, err := os.ReadFile(path)
+	data, err := bounded.ReadFile(path, maxResultsBytes, "results file")
 	if err != nil {
-		return nil, fmt.Errorf("read results file: %w", err)
+		return nil, err
 	}
 	return Unmarshal(path, data)
 }
+
+// maxResultsBytes bounds a results file: a full run's is about 200 KiB.
+const maxResultsBytes = 256 << 20
 
 // Unmarshal decodes and validates the bytes of a results file; name is used in errors only.
 func Unmarshal(name string, data []byte) (*Results, error) {

@@ -332,3 +332,9 @@ func TestReadCommittedV1Fixture(t *testing.T) {
 		t.Errorf("a v1 file with an unknown field: %v", err)
 	}
 }
+
+func TestReadRefusesWhatIsNotARegularFile(t *testing.T) {
+	if _, err := Read("/dev/zero"); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("/dev/zero as a results file: %v", err)
+	}
+}

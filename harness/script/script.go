@@ -13,11 +13,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/agenttls/agenttls/harness/bounded"
 )
 
 // Script is one install script, ready to be served to a node.
@@ -48,31 +49,9 @@ const rawShebang = "#!/bin/sh"
 // FromFile reads a script from a local file. A file saved from Rancher's
 // /system-agent-install.sh route is accepted too: its preamble is cut off and kept in Preamble.
 func FromFile(path string) (*Script, error) {
-	fi, err := os.Stat(path)
+	b, err := bounded.ReadFile(path, maxBody, "install script")
 	if err != nil {
-		return nil, fmt.Errorf("read install script: %w", err)
-	}
-	if fi.IsDir() {
-		return nil, fmt.Errorf("read install script: %s is a directory; give the path of install.sh itself", path)
-	}
-	if !fi.Mode().IsRegular() {
-		// A device, a FIFO or a process substitution can be endless or block for ever.
-		return nil, fmt.Errorf("read install script: %s is not a regular file (%s); save the script to a file and give that", path, fi.Mode().Type())
-	}
-	if fi.Size() > maxBody {
-		return nil, fmt.Errorf("read install script %s: %d bytes is far larger than any install script (limit %d); check the path", path, fi.Size(), maxBody)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read install script: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxBody+1)) // the file may grow after the stat
-	if err != nil {
-		return nil, fmt.Errorf("read install script: %w", err)
-	}
-	if len(b) > maxBody {
-		return nil, fmt.Errorf("read install script %s: larger than %d bytes, far larger than any install script; check the path", path, maxBody)
+		return nil, err
 	}
 	return newScript("", "file "+path, b)
 }
