@@ -86,6 +86,10 @@ func Sweep(ctx context.Context, runID string) (Removed, error) {
 	if err != nil {
 		return r, fmt.Errorf("sweep run %s: %w", runID, err)
 	}
+	// The run's lock files on the host go with its containers.
+	if err := dockerx.RemoveLocks(runID); err != nil {
+		return r, fmt.Errorf("sweep run %s: %w", runID, err)
+	}
 	return r, nil
 }
 

@@ -2,7 +2,10 @@ package sweep_test
 
 import (
 	"context"
+	"errors"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -116,6 +119,21 @@ func TestSweepRemovesOnlyItsRun(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	// Each run's host lock files too (an image lock of run A and of run B).
+	var lockFiles []string
+	for _, id := range []string{runA, runB} {
+		unlock, err := dockerx.Lock(ctx, "image-agenttls/sweep-test:"+id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unlock()
+		dir, _ := dockerx.LockDir()
+		matches, _ := filepath.Glob(filepath.Join(dir, "*"+id+"*"))
+		if len(matches) != 1 {
+			t.Fatalf("lock files of %s: %v", id, matches)
+		}
+		lockFiles = append(lockFiles, matches[0])
+	}
 	start := time.Now()
 	removed, err := sweep.Sweep(ctx, runA)
 	if err != nil {
@@ -130,6 +148,12 @@ func TestSweepRemovesOnlyItsRun(t *testing.T) {
 	}
 	a.assertGone(t, cli)
 	b.assertPresent(t, cli)
+	if _, err := os.Stat(lockFiles[0]); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("run A's lock file is still there: %v", err)
+	}
+	if _, err := os.Stat(lockFiles[1]); err != nil {
+		t.Errorf("run B's lock file went with run A's sweep: %v", err)
+	}
 
 	again, err := sweep.Sweep(ctx, runA)
 	if err != nil || !again.Empty() {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 
 	"github.com/agenttls/agenttls/harness/config"
+	"github.com/agenttls/agenttls/harness/dockerx"
 	"github.com/agenttls/agenttls/harness/k3d"
 	"github.com/agenttls/agenttls/harness/matrix"
 	"github.com/agenttls/agenttls/harness/rancher"
@@ -272,7 +272,11 @@ func (tb *Testbed) startRancher(ctx context.Context, ca matrix.CAKind, g *ground
 		return RancherEndpoint{}, nil, fmt.Errorf("read the install script rancher serves: %w", err)
 	}
 	logf("rancher %s ready for registrations: cluster %s (%s), agent-tls-mode %q, %.0fs", ca, cl.Name, cl.ID, mode, time.Since(t0).Seconds())
-	lock := filepath.Join(os.TempDir(), "agenttls-locks", "mode-"+tb.RunID+"-"+string(ca))
+	lockDir, err := dockerx.LockDir()
+	if err != nil {
+		return RancherEndpoint{}, nil, err
+	}
+	lock := filepath.Join(lockDir, "mode-"+tb.RunID+"-"+string(ca))
 	return RancherEndpoint{
 		URL: url, IP: ip, RootCA: root.CertPEM, AdminToken: client.Token(),
 		ClusterName: cl.Name, ClusterID: cl.ID, NodeCommand: rt.NodeCommand,
