@@ -51,7 +51,8 @@ func main() {
 	sigs := make(chan os.Signal, 1)
 	// Caught for the whole run: a second signal is the command's to handle (run kills the
 	// suite on it), not the default death that would leave containers behind.
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	// SIGHUP too: a closed terminal must stop the run and its cleanup, not orphan the suite.
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	go func() { cancel(signalCause{<-sigs}) }()
 	os.Exit(mainErr(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -62,7 +63,7 @@ type signalCause struct{ sig os.Signal }
 func (s signalCause) Error() string { return "interrupted by " + s.sig.String() }
 
 // interruptCode is the exit code of a command stopped by a signal: 130 for SIGINT, 143 for
-// SIGTERM (130 when the cause is not known).
+// SIGTERM, 129 for SIGHUP (130 when the cause is not known).
 func interruptCode(ctx context.Context) int {
 	var sc signalCause
 	if errors.As(context.Cause(ctx), &sc) {

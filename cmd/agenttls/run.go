@@ -66,6 +66,8 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if v, ok := os.LookupEnv("ARTIFACTS"); ok && v != "" {
 		artifactsChosen = true
 	}
+	var rerunOf *report.Results // the run -rerun-failed reads
+	scriptInherited := false    // and whether its script is this run's
 	if *rerunFailed != "" {
 		// Absolute: the rerun's folder is made from it, and the suite runs in e2e/.
 		abs, err := filepath.Abs(resultsPath(*rerunFailed))
@@ -79,15 +81,14 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err != nil {
 			return err
 		}
-		if taken := cfg.Inherit(r.Config, fs, "", os.LookupEnv); len(taken) > 0 {
+		taken := cfg.Inherit(r.Config, fs, "", os.LookupEnv)
+		if len(taken) > 0 {
 			fmt.Fprintf(stdout, "agenttls: rerunning as %s ran: %s\n", *rerunFailed, strings.Join(taken, " "))
 		}
+		rerunOf, scriptInherited = r, slices.ContainsFunc(taken, config.ChoosesScript)
 	}
 	if err := cfg.Resolve(fs, "", os.LookupEnv); err != nil {
 		return fmt.Errorf("configuration: %w", err)
-	}
-	if script.IsRedacted(cfg.ScriptURL) {
-		return fmt.Errorf("the script URL %s was recorded without its credentials: give -script-url again", cfg.ScriptURL)
 	}
 	if *rerunFailed != "" {
 		// A rerun never clears the run it reads: it goes into <run>/rerun unless told where.
@@ -146,7 +147,12 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	cli.Close()
 	fmt.Fprintf(stdout, "agenttls: resolving the install script (%s)\n", scriptWhat(cfg))
-	s, err := loadScript(ctx, cfg)
+	var s *script.Script
+	if scriptInherited {
+		s, err = rerunScript(ctx, cfg, rerunOf, filepath.Dir(*rerunFailed))
+	} else {
+		s, err = loadScript(ctx, cfg)
+	}
 	if err != nil {
 		return err
 	}
@@ -163,11 +169,14 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := checkArtifacts(cfg.Artifacts); err != nil {
 		return err
 	}
-	unlock, err := lockArtifacts(cfg.Artifacts, cfg.RunID)
+	if err := checkArtifactsOwner(cfg.Artifacts); err != nil {
+		return err
+	}
+	lock, err := lockArtifacts(cfg.Artifacts, cfg.RunID)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer lock.Close()
 	if removed, err := sweep.SweepStale(ctx, 2*time.Hour); err == nil && !removed.Empty() {
 		fmt.Fprintf(stdout, "agenttls: removed leftovers of earlier runs: %s\n", removed)
 	}
@@ -222,6 +231,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	// Its own process group: an interrupt is forwarded once, so Ginkgo runs its cleanup.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// The suite holds the folder's lock too: should this process die without its cleanup
+	// (SIGKILL), no other run can take the folder while the suite still writes to it.
+	cmd.ExtraFiles = []*os.File{lock}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start the suite (go tool ginkgo): %w", err)
@@ -460,27 +472,37 @@ func checkArtifacts(dir string) error {
 	return nil
 }
 
-// clearArtifacts removes the reports of an earlier run from the folder, so that nothing in it
-// can be taken for this run's. A folder that holds some of those names but no sign of a run
-// (results.json, ginkgo.log or progress.log) is not an artifacts folder, and is left alone.
-func clearArtifacts(dir string) error {
-	var ours, found []string
-	for _, name := range []string{"results.json", "ginkgo.log", "progress.log"} {
+// runMarks are the files only a run writes; reportNames, what a run writes and clears.
+var (
+	runMarks    = []string{"results.json", "ginkgo.log", "progress.log"}
+	reportNames = []string{"results.json", "junit.xml", "summary.md", "report.html", "progress.log", "ginkgo.log", "transcripts", scriptFile}
+)
+
+// checkArtifactsOwner refuses a folder that holds some of a run's file names but no sign of a
+// run (results.json, ginkgo.log or progress.log): it is not an artifacts folder, and its files
+// (a transcripts/ folder, an install.sh of somebody's) would be overwritten.
+func checkArtifactsOwner(dir string) error {
+	for _, name := range runMarks {
 		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-			ours = append(ours, name)
+			return nil
 		}
 	}
-	if len(ours) == 0 {
-		for _, name := range []string{"junit.xml", "summary.md", "report.html", "transcripts"} {
-			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-				found = append(found, name)
-			}
-		}
-		if len(found) > 0 {
-			return fmt.Errorf("artifacts folder %s holds %s but no results.json of a run: it would be overwritten; choose an empty folder or an earlier run's with -artifacts or ARTIFACTS", dir, strings.Join(found, ", "))
+	var found []string
+	for _, name := range reportNames {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			found = append(found, name)
 		}
 	}
-	for _, old := range []string{"results.json", "junit.xml", "summary.md", "report.html", "progress.log", "ginkgo.log", "transcripts", scriptFile} {
+	if len(found) > 0 {
+		return fmt.Errorf("artifacts folder %s holds %s but no results.json of a run: it would be overwritten; choose an empty folder or an earlier run's with -artifacts or ARTIFACTS", dir, strings.Join(found, ", "))
+	}
+	return nil
+}
+
+// clearArtifacts removes the reports of an earlier run from the folder (checkArtifactsOwner
+// first), so that nothing in it can be taken for this run's.
+func clearArtifacts(dir string) error {
+	for _, old := range reportNames {
 		if err := os.RemoveAll(filepath.Join(dir, old)); err != nil {
 			return fmt.Errorf("clear %s: %w", filepath.Join(dir, old), err)
 		}
@@ -499,6 +521,9 @@ func scriptWhat(cfg config.Config) string {
 }
 
 func loadScript(ctx context.Context, cfg config.Config) (*script.Script, error) {
+	if script.IsRedacted(cfg.ScriptURL) {
+		return nil, fmt.Errorf("the script URL %s was recorded without its credentials: give -script-url again", cfg.ScriptURL)
+	}
 	switch {
 	case cfg.ScriptFile != "":
 		return script.FromFile(cfg.ScriptFile)
@@ -508,12 +533,41 @@ func loadScript(ctx context.Context, cfg config.Config) (*script.Script, error) 
 	return script.FromModule(ctx, cfg.SystemAgentVersion)
 }
 
+// rerunScript is the script run r ran: the copy in its folder (runDir/install.sh), whatever its
+// source gives now; for a run without that copy, its source again, if it still gives the same
+// bytes.
+func rerunScript(ctx context.Context, cfg config.Config, r *report.Results, runDir string) (*script.Script, error) {
+	saved := filepath.Join(runDir, scriptFile)
+	if _, err := os.Stat(saved); err == nil {
+		s, err := script.FromSaved(saved, r.SystemAgentVersion, r.ScriptSource, r.ScriptSHA256)
+		if err != nil {
+			return nil, fmt.Errorf("the script run %s ran: %w", r.RunID, err)
+		}
+		return s, nil
+	}
+	s, err := loadScript(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if r.ScriptSHA256 != "" && s.SHA256 != r.ScriptSHA256 {
+		return nil, fmt.Errorf("run %s ran an install.sh with sha256 %s, but %s now gives %s: give that script with -script-file, or choose another on purpose (-sa-version, -script-file, -script-url)",
+			r.RunID, r.ScriptSHA256, scriptWhat(cfg), s.SHA256)
+	}
+	return s, nil
+}
+
 // scriptFile is the install script of a run, as resolved, in its artifacts folder.
 const scriptFile = "install.sh"
 
 // checkArtifactsPlace refuses folders whose clearing would destroy the repository's own files.
 func checkArtifactsPlace(cfg config.Config) error {
-	rel, err := filepath.Rel(cfg.ModuleRoot, cfg.Artifacts)
+	return checkOutputPlace(cfg.ModuleRoot, cfg.Artifacts, "artifacts folder")
+}
+
+// checkOutputPlace refuses an output folder dir that is, through symlinks too, the repository
+// root or inside one of its folders of tracked files (fixtures/, scenarios/, the sources).
+func checkOutputPlace(root, dir, what string) error {
+	rel, err := filepath.Rel(realPath(root), realPath(dir))
 	if err != nil || !filepath.IsLocal(rel) && rel != "." {
 		return nil // outside the repository
 	}
@@ -528,13 +582,30 @@ func checkArtifactsPlace(cfg config.Config) error {
 	if rel != "." {
 		where = "in the repository's " + top + "/"
 	}
-	return fmt.Errorf("artifacts folder %s is %s, which holds the repository's own files: a run would clear or overwrite them; choose a folder such as artifacts/ (the default) or one outside the repository",
-		cfg.Artifacts, where)
+	return fmt.Errorf("%s %s is %s, which holds the repository's own files: they would be cleared or overwritten; choose a folder such as artifacts/ (the default) or one outside the repository",
+		what, dir, where)
+}
+
+// realPath resolves the symlinks of p, or of its longest part that exists (p may not yet).
+func realPath(p string) string {
+	p = filepath.Clean(p)
+	var rest []string
+	for {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Join(append([]string{r}, rest...)...)
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return filepath.Join(append([]string{p}, rest...)...)
+		}
+		rest = append([]string{filepath.Base(p)}, rest...)
+		p = parent
+	}
 }
 
 // lockArtifacts holds the folder for this run: a second run into the same folder would clear
 // the first's reports under it. The lock goes with the process, however it ends.
-func lockArtifacts(dir, runID string) (func(), error) {
+func lockArtifacts(dir, runID string) (*os.File, error) {
 	path := filepath.Join(dir, ".agenttls.lock")
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
@@ -551,7 +622,7 @@ func lockArtifacts(dir, runID string) (func(), error) {
 	}
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte(runID+"\n"), 0)
-	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+	return f, nil // closing it (here and in the suite) releases the lock
 }
 
 // plural spells a count with its noun: 1 cell, 2 cells, 1 process, 4 processes.

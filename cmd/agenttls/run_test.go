@@ -472,9 +472,10 @@ func TestScriptFileRunWritesItsResults(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cell := "private/strict/cs-correct/sv-unset/direct"
-	r := agenttlsIn(t, wd, nil, "run", "-script-file", rel, "-cell", cell, "-artifacts", dir, "-run-id", dockertest.RunID(t), "-procs", "1")
-	if r.code != 0 {
-		t.Fatalf("exit %d:\n%s", r.code, r.output)
+	// The expectation is flipped, so that there is a failure to rerun below.
+	r := agenttlsIn(t, wd, nil, "run", "-script-file", rel, "-cell", cell, "-flip-oracle", cell, "-artifacts", dir, "-run-id", dockertest.RunID(t), "-procs", "1")
+	if r.code != exitRegression {
+		t.Fatalf("exit %d, want %d:\n%s", r.code, exitRegression, r.output)
 	}
 	res := readRun(t, dir)
 	if res.SystemAgentVersion != "" || len(res.ScriptSHA256) != 64 || res.ScriptSource != "file "+copied {
@@ -487,8 +488,20 @@ func TestScriptFileRunWritesItsResults(t *testing.T) {
 	if c := res.Cells[0]; !strings.Contains(c.Rerun, "-script-file "+copied) {
 		t.Errorf("rerun command %q does not name the script file", c.Rerun)
 	}
-	if c := res.Counts(); c.Passed != 1 {
-		t.Errorf("counts %+v", c)
+	if c := res.Counts(); c.Failed != 1 || res.Cells[0].Observed != verdict.Registered {
+		t.Errorf("counts %+v, observed %s", c, res.Cells[0].Observed)
+	}
+	// The file changes afterwards; a rerun still runs what the run ran (its saved copy).
+	if err := os.WriteFile(copied, append(body, "\n# edited\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = agenttls(t, []string{"ARTIFACTS="}, "run", "-rerun-failed", dir, "-run-id", dockertest.RunID(t), "-procs", "1")
+	if r.code != 0 {
+		t.Fatalf("rerun: exit %d:\n%s", r.code, r.output)
+	}
+	again := readRun(t, filepath.Join(dir, "rerun"))
+	if again.ScriptSHA256 != res.ScriptSHA256 || again.ScriptSource != res.ScriptSource {
+		t.Errorf("the rerun ran sha %s from %q, the run %s from %q", again.ScriptSHA256, again.ScriptSource, res.ScriptSHA256, res.ScriptSource)
 	}
 }
 
@@ -558,7 +571,11 @@ func TestRunRefusesFoldersAndRunIDsNotItsOwn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, dir := range []string{"fixtures", "fixtures/baseline", "."} {
+	link := filepath.Join(t.TempDir(), "baseline")
+	if err := os.Symlink(filepath.Join(root, "fixtures", "baseline"), link); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{"fixtures", "fixtures/baseline", ".", link, filepath.Join(link, "sub")} {
 		r := agenttls(t, nil, "run", "-artifacts", dir, "-cell", "private/strict/cs-correct/sv-unset/direct", "-run-id", dockertest.RunID(t))
 		if r.code != exitBadInput || !strings.Contains(r.output, "the repository's own files") {
 			t.Errorf("%s as the artifacts folder: exit %d:\n%s", dir, r.code, r.output)

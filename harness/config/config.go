@@ -137,9 +137,16 @@ func (c *Config) Bind(fs *flag.FlagSet, prefix string) {
 	}
 }
 
-// scriptKeys choose the install script and how it is served; they are inherited together or not
-// at all, since a version of one run and a file of another make no script.
-var scriptKeys = []string{"sa-version", "rancher-version", "script-file", "script-url", "preamble"}
+// scriptKeys choose the install script; they are inherited together or not at all, since a
+// version of one run and a file of another make no script. The preamble goes with them unless
+// the user sets it.
+var scriptKeys = []string{"sa-version", "rancher-version", "script-file", "script-url"}
+
+// ChoosesScript reports whether an entry of Inherit's answer (-name=value) chose the script.
+func ChoosesScript(taken string) bool {
+	name, _, _ := strings.Cut(strings.TrimPrefix(taken, "-"), "=")
+	return slices.Contains(scriptKeys, name)
+}
 
 // inheritedKeys choose where the cells of a run ran, besides the script.
 var inheritedKeys = []string{"backend", "rancher-image", "nodes", "hostname"}
@@ -173,7 +180,7 @@ func (c *Config) Inherit(m map[string]string, fs *flag.FlagSet, prefix string, l
 	}
 	var taken []string
 	if !slices.ContainsFunc(scriptKeys, func(k string) bool { return set[k] }) {
-		taken = take(scriptKeys)
+		taken = append(take(scriptKeys), take([]string{"preamble"})...)
 	}
 	return append(taken, take(inheritedKeys)...)
 }

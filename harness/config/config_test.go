@@ -3,6 +3,7 @@ package config
 import (
 	"flag"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -155,6 +156,14 @@ func TestInherit(t *testing.T) {
 	c, _ = inherit([]string{"-nodes", "k3d"}, nil)
 	if c.Nodes != NodesK3d || c.SystemAgentVersion != "v0.3.4" {
 		t.Errorf("own nodes: %+v", c)
+	}
+	// The user's preamble alone keeps the earlier run's script.
+	c, taken = inherit([]string{"-preamble", "none"}, nil)
+	if c.SystemAgentVersion != "v0.3.4" || c.PreambleStyle != "none" || !slices.ContainsFunc(taken, ChoosesScript) {
+		t.Errorf("own preamble: %+v (taken %q)", c, taken)
+	}
+	if ChoosesScript("-preamble=quoted") || !ChoosesScript("-script-url=https://x/i.sh") {
+		t.Error("ChoosesScript: the preamble does not choose the script; a URL does")
 	}
 }
 
