@@ -14,6 +14,7 @@ PROCS ?=
 ARTIFACTS ?=
 ARGS ?=
 RUN_ID ?=
+ALL ?=
 
 # The built command, not `go run`, which turns every exit code into 1: make then reports
 # agenttls's own code (Error 1: a cell differs, 2: refused, 3: skipped under -fail-on-skip).
@@ -60,10 +61,15 @@ list: $(AGENTTLS)
 images: deps $(AGENTTLS)
 	$(AGENTTLS) images
 
-## sweep: remove what run RUN_ID left (the id a run prints, e.g. after -keep); without RUN_ID,
-## what every agenttls run left, running ones included
+## sweep: remove what run RUN_ID left (the id a run prints, e.g. after -keep); ALL=1 instead
+## removes what every agenttls run left, running ones included
 sweep: $(AGENTTLS)
-	$(AGENTTLS) sweep $(if $(RUN_ID),-run-id $(RUN_ID),-all)
+	@case "$(strip $(RUN_ID))/$(ALL)" in \
+	  /1) set -x; $(AGENTTLS) sweep -all ;; \
+	  /*) echo 'usage: make sweep RUN_ID=<the id a run printed>, or make sweep ALL=1 for every run (running ones included)' >&2; exit 2 ;; \
+	  */) set -x; $(AGENTTLS) sweep -run-id '$(strip $(RUN_ID))' ;; \
+	  *) echo 'make sweep: give RUN_ID or ALL=1, not both' >&2; exit 2 ;; \
+	esac
 
 ## deps: what a fresh machine lacks (debootstrap for the node image); needs root
 deps:

@@ -43,22 +43,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	// Paths the user gives are relative to where the command runs; defaults to the repository.
 	cfg.WorkDir = wd
-	fs := newFlags("run", "", exitCodesRun, stderr)
-	cfg.Bind(fs, "")
-	var (
-		cells       = fs.String("cell", "", "run only these cell IDs (comma-separated), whatever the scenario")
-		rerunFailed = fs.String("rerun-failed", "", "run the cells that failed in this results.json")
-		procs       = fs.Int("procs", defaultProcs(), "parallel Ginkgo processes (cells run concurrently)")
-		labelFilter = fs.String("label-filter", "", "Ginkgo label filter, e.g. 'mode:strict && path:mitm'")
-		verbose     = fs.Bool("v", false, "also stream Ginkgo's own output")
-	)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: agenttls run [flags]\n\nRuns every cell of a scenario. Flags (each also read from the environment variable named):")
-		fs.PrintDefaults()
-		fmt.Fprint(stderr, runEnvHelp)
-		fmt.Fprintln(stderr, exitCodesRun)
-	}
-	if err := parseFlagsOnly(fs, args); err != nil {
+	fs, o := runFlags(&cfg, stderr)
+	cells, rerunFailed, procs, labelFilter, verbose := &o.cells, &o.rerunFailed, &o.procs, &o.labelFilter, &o.verbose
+	if err := parseRunFlags(fs, o, args); err != nil {
 		return err
 	}
 	artifactsChosen := false
@@ -99,9 +86,6 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return fmt.Errorf("-artifacts %s holds the run -rerun-failed reads: the rerun would clear it; give another folder, or none (default: %s)",
 				cfg.Artifacts, filepath.Join(runDir, "rerun"))
 		}
-	}
-	if *procs < 1 {
-		return fmt.Errorf("-procs %d: give at least 1 process", *procs)
 	}
 	if cfg.RunID != "" && !runIDPattern.MatchString(cfg.RunID) {
 		return fmt.Errorf("-run-id %q: use lower-case letters, digits and - (at most 63 characters, starting with a letter or digit): it names containers and labels", cfg.RunID)
@@ -325,6 +309,43 @@ loop:
 	if n := res.Counts(); cfg.FailOnSkip && n.Skipped > 0 {
 		fmt.Fprintf(stderr, "agenttls: %d of %d cell(s) were skipped and -fail-on-skip is set: nothing was proven for them (the reason is in the DETAIL column above)\n", n.Skipped, n.Total)
 		return exitError{exitSkipped}
+	}
+	return nil
+}
+
+// runOptions are run's flags that are not configuration.
+type runOptions struct {
+	cells, rerunFailed, labelFilter string
+	procs                           int
+	verbose                         bool
+}
+
+// runFlags defines run's flags on a new flag set: cfg's and the options'.
+func runFlags(cfg *config.Config, stderr io.Writer) (*flag.FlagSet, *runOptions) {
+	fs := newFlags("run", "", exitCodesRun, stderr)
+	cfg.Bind(fs, "")
+	o := &runOptions{}
+	fs.StringVar(&o.cells, "cell", "", "run only these cell IDs (comma-separated), whatever the scenario")
+	fs.StringVar(&o.rerunFailed, "rerun-failed", "", "run the cells that failed in this results.json")
+	fs.IntVar(&o.procs, "procs", defaultProcs(), "parallel Ginkgo processes (cells run concurrently)")
+	fs.StringVar(&o.labelFilter, "label-filter", "", "Ginkgo label filter, e.g. 'mode:strict && path:mitm'")
+	fs.BoolVar(&o.verbose, "v", false, "also stream Ginkgo's own output")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: agenttls run [flags]\n\nRuns every cell of a scenario. Flags (each also read from the environment variable named):")
+		fs.PrintDefaults()
+		fmt.Fprint(stderr, runEnvHelp)
+		fmt.Fprintln(stderr, exitCodesRun)
+	}
+	return fs, o
+}
+
+// parseRunFlags parses run's arguments and checks what needs no configuration.
+func parseRunFlags(fs *flag.FlagSet, o *runOptions, args []string) error {
+	if err := parseFlagsOnly(fs, args); err != nil {
+		return err
+	}
+	if o.procs < 1 {
+		return fmt.Errorf("-procs %d: give at least 1 process", o.procs)
 	}
 	return nil
 }

@@ -28,7 +28,14 @@ type runFunc func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // sweepVersionsCmd runs the hermetic matrix once per version through runCmd and lays the runs
 // side by side.
 func sweepVersionsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return sweepVersions(ctx, args, stdout, stderr, runCmd)
+	return sweepVersions(ctx, args, stdout, stderr, runCmd, serves)
+}
+
+// serves checks that the Go module proxy serves system-agent version v (the download is
+// cached, so the run that follows finds it at once).
+func serves(ctx context.Context, v string) error {
+	_, err := script.FromModule(ctx, v)
+	return err
 }
 
 // sweepTarget is one column of the sweep: the flag given to `run` and the folder of its run.
@@ -36,7 +43,9 @@ type sweepTarget struct {
 	label, flag, value, dir string
 }
 
-func sweepVersions(ctx context.Context, args []string, stdout, stderr io.Writer, run runFunc) error {
+// sweepVersions runs the sweep with run for each version, after checking every version with
+// available (whether the module proxy serves it) before the first run.
+func sweepVersions(ctx context.Context, args []string, stdout, stderr io.Writer, run runFunc, available func(context.Context, string) error) error {
 	fs := newFlags("sweep-versions", "", "", stderr)
 	var (
 		versions = fs.String("versions", strings.Join(script.KnownServedVersions(), ","),
@@ -83,6 +92,22 @@ did not run.`)
 			return exitError{exitBadInput}
 		}
 	}
+	// Nor can the environment choose them for every run behind the sweep's back.
+	for _, env := range []string{"SA_VERSION", "RANCHER_VERSION", "AGENTTLS_SCRIPT_FILE", "AGENTTLS_SCRIPT_URL", "AGENTTLS_SHARD"} {
+		if v := os.Getenv(env); v != "" {
+			fmt.Fprintf(stderr, "agenttls sweep-versions: %s=%s is set: the sweep chooses each run's script; unset it\n", env, v)
+			return exitError{exitBadInput}
+		}
+	}
+	// The run flags are checked once here, not found wrong by every run.
+	rfs, ro := runFlags(new(config.Config), stderr)
+	if err := parseRunFlags(rfs, ro, extra); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		fmt.Fprintf(stderr, "agenttls sweep-versions: run flags after --: %v\n", err)
+		return exitError{exitBadInput}
+	}
 
 	root, err := config.FindModuleRoot()
 	if err != nil {
@@ -90,7 +115,7 @@ did not run.`)
 	}
 	targets, err := sweepTargets(*versions, *rancherVersions, set["versions"])
 	if err == nil {
-		err = checkTargets(root, targets)
+		err = checkTargets(ctx, root, targets, available)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "agenttls sweep-versions: %v\n", err)
@@ -181,16 +206,17 @@ did not run.`)
 	return nil
 }
 
-// checkTargets refuses, before any run, a version that is not one (v1.2.3) or a Rancher release
-// the version map does not know. Whether the module proxy serves a system-agent version is
-// found out by its run, which then reports it without results.
-func checkTargets(root string, targets []sweepTarget) error {
+// checkTargets refuses, before any run, a version that is not one (v1.2.3), that the module
+// proxy does not serve (available), or a Rancher release the version map does not know.
+func checkTargets(ctx context.Context, root string, targets []sweepTarget, available func(context.Context, string) error) error {
 	var vm *config.Versions
 	var errs []error
 	for _, t := range targets {
 		switch t.flag {
 		case "sa-version":
 			if err := script.CheckVersion(t.value); err != nil {
+				errs = append(errs, err)
+			} else if err := available(ctx, t.value); err != nil {
 				errs = append(errs, err)
 			}
 		case "rancher-version":
@@ -200,8 +226,10 @@ func checkTargets(root string, targets []sweepTarget) error {
 					return err
 				}
 			}
-			if _, err := vm.ForRancher(t.value); err != nil {
+			if r, err := vm.ForRancher(t.value); err != nil {
 				errs = append(errs, err)
+			} else if err := available(ctx, r.SystemAgent); err != nil {
+				errs = append(errs, fmt.Errorf("Rancher %s: %w", t.value, err))
 			}
 		}
 	}

@@ -26,9 +26,18 @@ type fakeRun struct {
 	t     *testing.T
 	cells []matrix.Cell
 	calls [][]string
-	// per version: fail this cell, or return this error without results.
-	failCell map[string]string
-	err      map[string]error
+	// per version: fail this cell, or return this error without results; or refuse the
+	// version as not served (before any run).
+	failCell  map[string]string
+	err       map[string]error
+	notServed map[string]bool
+}
+
+func (f *fakeRun) available(ctx context.Context, v string) error {
+	if f.notServed[v] {
+		return fmt.Errorf("system-agent %s is not available from the Go module proxy", v)
+	}
+	return nil
 }
 
 func (f *fakeRun) run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -63,7 +72,7 @@ func (f *fakeRun) run(ctx context.Context, args []string, stdout, stderr io.Writ
 func sweepCLI(t *testing.T, f *fakeRun, ctx context.Context, args ...string) cliOut {
 	t.Helper()
 	var out, errb bytes.Buffer
-	err := sweepVersions(ctx, args, &out, &errb, f.run)
+	err := sweepVersions(ctx, args, &out, &errb, f.run, f.available)
 	code := 0
 	var ee exitError
 	switch {
@@ -117,7 +126,7 @@ func TestSweepVersionsRunsEachVersionAndTabulates(t *testing.T) {
 func TestSweepVersionsFailsOnAnyDifference(t *testing.T) {
 	f := &fakeRun{t: t, cells: loadCells(t, "scenarios/smoke.yaml"),
 		failCell: map[string]string{"v0.3.16": cellPinned},
-		err:      map[string]error{"v0.3.99": errors.New("system-agent v0.3.99 is not served by the module proxy")}}
+		err:      map[string]error{"v0.3.99": errors.New("docker daemon unreachable")}}
 	dir := t.TempDir()
 	r := sweepCLI(t, f, context.Background(), "-versions", "v0.3.4,v0.3.16,v0.3.99,v0.15.0", "-artifacts", dir)
 	if r.code != 1 {
@@ -134,7 +143,7 @@ func TestSweepVersionsFailsOnAnyDifference(t *testing.T) {
 	for _, s := range []string{
 		"v0.3.16 (run r-v0-3-16): 1 cell(s) differ from the oracle",
 		cellPinned + ": timeout, want registered (failed)",
-		"v0.3.99: the run did not start: system-agent v0.3.99 is not served",
+		"v0.3.99: the run did not start: docker daemon unreachable",
 		"FAILED: 1 cell(s) differ from the oracle, 1 version(s) without results",
 	} {
 		if !strings.Contains(r.stderr, s) {
@@ -144,9 +153,12 @@ func TestSweepVersionsFailsOnAnyDifference(t *testing.T) {
 }
 
 func TestSweepVersionsRefusesBadInput(t *testing.T) {
-	f := &fakeRun{t: t, cells: loadCells(t, "scenarios/smoke.yaml")}
+	f := &fakeRun{t: t, cells: loadCells(t, "scenarios/smoke.yaml"), notServed: map[string]bool{"v0.3.5": true}}
 	dir := t.TempDir()
 	for name, args := range map[string][]string{
+		"a version not served": {"-versions", "v0.3.4,v0.3.5", "-artifacts", dir},
+		"bad run flag":         {"-versions", "v0.3.4", "-artifacts", dir, "--", "-bogus"},
+		"no run processes":     {"-versions", "v0.3.4", "-artifacts", dir, "--", "-procs", "0"},
 		"version twice":        {"-versions", "v0.3.4,v0.3.4", "-artifacts", dir},
 		"a path for a version": {"-versions", "../v0.3.4", "-artifacts", dir},
 		"no versions":          {"-versions", " , ", "-artifacts", dir},
@@ -171,13 +183,21 @@ func TestSweepVersionsRefusesBadInput(t *testing.T) {
 		return errors.New("stop here")
 	}
 	var out, errb bytes.Buffer
-	_ = sweepVersions(context.Background(), []string{"-rancher-versions", "v2.8.2,v2.9.3", "-artifacts", dir}, &out, &errb, rec)
+	_ = sweepVersions(context.Background(), []string{"-rancher-versions", "v2.8.2,v2.9.3", "-artifacts", dir}, &out, &errb, rec, f.available)
 	want := [][]string{
 		{"-rancher-version", "v2.8.2", "-artifacts", filepath.Join(dir, "rancher-v2.8.2")},
 		{"-rancher-version", "v2.9.3", "-artifacts", filepath.Join(dir, "rancher-v2.9.3")},
 	}
 	if !slices.EqualFunc(got, want, slices.Equal) {
 		t.Errorf("rancher runs %q, want %q", got, want)
+	}
+	// The environment cannot choose every run's version behind the sweep's back.
+	t.Setenv("SA_VERSION", "v0.15.0")
+	if r := sweepCLI(t, f, context.Background(), "-rancher-versions", "v2.8.2", "-artifacts", dir); r.code != exitBadInput || !strings.Contains(r.stderr, "SA_VERSION") {
+		t.Errorf("SA_VERSION set: exit %d\n%s", r.code, r.stderr)
+	}
+	if len(f.calls) != 0 {
+		t.Errorf("bad input started %d run(s)", len(f.calls))
 	}
 }
 
@@ -190,7 +210,7 @@ func TestSweepVersionsStopsWhenInterrupted(t *testing.T) {
 		return exitError{130}
 	}
 	var out, errb bytes.Buffer
-	err := sweepVersions(ctx, []string{"-versions", "v0.3.4,v0.15.0", "-artifacts", t.TempDir()}, &out, &errb, run)
+	err := sweepVersions(ctx, []string{"-versions", "v0.3.4,v0.15.0", "-artifacts", t.TempDir()}, &out, &errb, run, (&fakeRun{}).available)
 	var ee exitError
 	if !errors.As(err, &ee) || ee.code != 130 || n != 1 {
 		t.Errorf("err %v after %d run(s), want exit 130 after 1", err, n)
