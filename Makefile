@@ -19,7 +19,7 @@ ALL ?=
 # The built command, not `go run`, which turns every exit code into 1: make then reports
 # agenttls's own code (Error 1: a cell differs, 2: refused, 3: skipped under -fail-on-skip).
 AGENTTLS := bin/agenttls
-RUN_FLAGS = $(if $(SCENARIO),-scenario $(SCENARIO)) $(if $(ARTIFACTS),-artifacts $(ARTIFACTS)) \
+RUN_FLAGS = $(if $(SCENARIO),-scenario '$(SCENARIO)') $(if $(ARTIFACTS),-artifacts '$(ARTIFACTS)') \
 	$(if $(SA_VERSION),-sa-version $(SA_VERSION)) \
 	$(if $(RANCHER_VERSION),-rancher-version $(RANCHER_VERSION)) \
 	$(if $(CELL),-cell '$(CELL)') $(if $(PROCS),-procs $(PROCS)) $(ARGS)

@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -265,9 +266,9 @@ func rerun(c matrix.Cell) string {
 	var vars, args []string
 	switch {
 	case cfg.ScriptFile != "":
-		args = append(args, "-script-file "+cfg.ScriptFile)
+		args = append(args, "-script-file "+shellQuote(cfg.ScriptFile))
 	case cfg.ScriptURL != "":
-		args = append(args, "-script-url "+cfg.ScriptURL) // redacted when it held credentials
+		args = append(args, "-script-url "+shellQuote(cfg.ScriptURL)) // redacted when it held credentials
 	case cfg.RancherVersion != "":
 		vars = append(vars, "RANCHER_VERSION="+cfg.RancherVersion)
 	case cfg.SystemAgentVersion != "":
@@ -282,15 +283,26 @@ func rerun(c matrix.Cell) string {
 		args = append(args, "-hostname "+cfg.Hostname)
 	}
 	if len(args) > 0 {
-		vars = append(vars, "ARGS='"+strings.Join(args, " ")+"'")
+		vars = append(vars, "ARGS="+shellQuote(strings.Join(args, " ")))
 	}
 	// Into a folder of its own, so that the reports of this run stay for its other cells.
 	cellDir := filepath.Join(cfg.Artifacts, "cell")
 	if rel, err := filepath.Rel(cfg.ModuleRoot, cellDir); err == nil && filepath.IsLocal(rel) {
 		cellDir = rel // make runs in the repository root
 	}
-	vars = append(vars, "ARTIFACTS="+cellDir)
+	vars = append(vars, "ARTIFACTS="+shellQuote(cellDir))
 	return strings.Join(append(append([]string{"make conformance"}, vars...), "CELL='"+c.ID()+"'"), " ")
+}
+
+// shellSafe is what a shell word may hold unquoted.
+var shellSafe = regexp.MustCompile(`^[A-Za-z0-9_./:@%+=,-]+$`)
+
+// shellQuote makes s one shell word: as it is when that is safe, else in single quotes.
+func shellQuote(s string) string {
+	if shellSafe.MatchString(s) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func cellResult(c matrix.Cell, res *runner.Result, err error) report.CellResult {

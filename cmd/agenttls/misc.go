@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -35,15 +36,24 @@ func listCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return tw.Flush()
 	}
-	// As run resolves it: a path given is relative to the working directory, the default to
-	// the repository root.
+	// As run resolves them: a flag, else the environment (AGENTTLS_SCENARIO, AGENTTLS_SHARD),
+	// else the default; a path given is relative to the working directory, the default to the
+	// repository root.
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	path := *scenario
-	given := false
-	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "scenario" })
-	if !given && !filepath.IsAbs(path) {
-		if root, err := config.FindModuleRoot(); err == nil {
-			path = filepath.Join(root, path)
+	if v := os.Getenv("AGENTTLS_SCENARIO"); !given["scenario"] && v != "" {
+		path, given["scenario"] = v, true
+	}
+	if v := os.Getenv("AGENTTLS_SHARD"); !given["shard"] && v != "" {
+		*shard = v
+	}
+	if !given["scenario"] && !filepath.IsAbs(path) {
+		root, err := config.FindModuleRoot()
+		if err != nil {
+			return err
 		}
+		path = filepath.Join(root, path)
 	}
 	s, err := matrix.LoadScenario(path)
 	if err != nil {
@@ -98,6 +108,9 @@ func imagesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlags("images", "Builds (or finds, by content hash) the tools image and the node image every run needs,\nlocally: no registry is used. The node image is built with debootstrap as root, or from\nits Dockerfile with AGENTTLS_NODE_BUILD=dockerfile where a registry is reachable.", exitCodesPlain, stderr)
 	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
+	}
+	if _, err := config.FindModuleRoot(); err != nil {
+		return err // the images are built from the repository's sources
 	}
 	tools, err := images.Tools(ctx, images.WithProgress(stdout))
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/agenttls/agenttls/harness/config"
 	"github.com/agenttls/agenttls/harness/report"
 )
 
@@ -200,6 +201,11 @@ func reportRender(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
+	if !same {
+		if err := checkReportFolder(dst, r.RunID); err != nil {
+			return err
+		}
+	}
 	if same {
 		err = writeViews(dst, r, report.WithTranscripts(src))
 	} else {
@@ -214,6 +220,39 @@ func reportRender(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	n := r.Counts()
 	fmt.Fprintf(stdout, "agenttls report render: %s: %d cells (%d passed, %d failed, %d skipped, %d exposed) -> %s, %s, %s in %s\n",
 		pos[0], n.Total, n.Passed, n.Failed, n.Skipped, n.Exposed, report.JUnitFile, report.SummaryFile, report.HTMLFile, dst)
+	return nil
+}
+
+// refuseOverwrite refuses output files (-md, -html) that are one of the input results files.
+func refuseOverwrite(inputs []string, outputs ...string) error {
+	for _, out := range outputs {
+		if out == "" || out == "-" {
+			continue
+		}
+		fo, err := os.Stat(out)
+		if err != nil {
+			continue // a new file
+		}
+		for _, in := range inputs {
+			if fi, err := os.Stat(resultsPath(in)); err == nil && os.SameFile(fi, fo) {
+				return badInput("%s is an input of this comparison: writing the output there would destroy it; give another file", out)
+			}
+		}
+	}
+	return nil
+}
+
+// checkReportFolder refuses an output folder for a whole set of reports that belongs to the
+// repository (fixtures/, the sources) or holds the results of another run than runID.
+func checkReportFolder(dir, runID string) error {
+	if root, err := config.FindModuleRoot(); err == nil {
+		if err := checkOutputPlace(root, dir, "-o"); err != nil {
+			return badInput("%v", err)
+		}
+	}
+	if there, err := report.Read(filepath.Join(dir, report.ResultsFile)); err == nil && there.RunID != runID {
+		return badInput("-o %s holds the results of run %s: they would be replaced; give an empty folder", dir, there.RunID)
+	}
 	return nil
 }
 
@@ -304,6 +343,9 @@ func reportDiff(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if len(pos) != 2 {
 		return badInput("give two results files, the old run first (got %d): agenttls report diff old.json new.json", len(pos))
+	}
+	if err := refuseOverwrite(pos, *md, *htmlOut); err != nil {
+		return err
 	}
 	rs, err := readResults(pos)
 	if err != nil {
@@ -436,6 +478,9 @@ func reportMerge(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return badInput("%s", strings.TrimPrefix(err.Error(), "merge: "))
 	}
+	if err := checkReportFolder(*out, m.RunID); err != nil { // an earlier merge of these shards may be replaced
+		return err
+	}
 	for i, p := range pos {
 		if err := copyTranscripts(filepath.Dir(resultsPath(p)), *out, parts[i].Cells); err != nil {
 			return err
@@ -471,6 +516,9 @@ func reportSweep(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if len(pos) == 0 {
 		return badInput("give the results files to compare, oldest first: agenttls report sweep a.json b.json...")
+	}
+	if err := refuseOverwrite(pos, *md, *htmlOut); err != nil {
+		return err
 	}
 	rs, err := readResults(pos)
 	if err != nil {

@@ -454,3 +454,34 @@ func TestReportSweep(t *testing.T) {
 		t.Errorf("interrupted run: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// Report outputs never replace what they read, another run's reports, or the repository's files.
+func TestReportOutputsDoNotOverwrite(t *testing.T) {
+	cells := loadCells(t, "scenarios/smoke.yaml")
+	ra, rb := synthRun(t, "", "v0.15.0", "strict", cells), synthRun(t, "", "v0.15.0", "strict", cells)
+	ra.RunID, rb.RunID = "ra", "rb"
+	a := writeRun(t, t.TempDir(), ra)
+	other := t.TempDir()
+	b := writeRun(t, other, rb)
+	root, _ := config.FindModuleRoot()
+	for name, args := range map[string][]string{
+		"render into another run's folder": {"report", "render", "-o", other, a},
+		"render into fixtures/baseline":    {"report", "render", "-o", filepath.Join(root, "fixtures", "baseline"), a},
+		"diff's Markdown onto an input":    {"report", "diff", a, b, "-md", b},
+		"sweep's HTML onto an input":       {"report", "sweep", a, b, "-html", a},
+	} {
+		if r := cli(t, args...); r.code != exitBadInput {
+			t.Errorf("%s: exit %d\n%s", name, r.code, r.stderr)
+		}
+	}
+	if res, err := report.Read(b); err != nil || res.RunID != "rb" {
+		t.Errorf("run rb's results were touched: %v", err)
+	}
+	// The same run again into its own rendering is fine.
+	out := t.TempDir()
+	for i := 0; i < 2; i++ {
+		if r := cli(t, "report", "render", "-o", out, a); r.code != 0 {
+			t.Fatalf("render %d into %s: exit %d\n%s", i+1, out, r.code, r.stderr)
+		}
+	}
+}

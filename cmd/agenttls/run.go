@@ -23,6 +23,7 @@ import (
 
 	"github.com/agenttls/agenttls/harness/config"
 	"github.com/agenttls/agenttls/harness/dockerx"
+	"github.com/agenttls/agenttls/harness/images"
 	"github.com/agenttls/agenttls/harness/matrix"
 	"github.com/agenttls/agenttls/harness/report"
 	"github.com/agenttls/agenttls/harness/script"
@@ -123,6 +124,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("-flip-oracle %s is not among the %s this run selects: the self-test would prove nothing", cfg.FlipOracle, plural(len(selected), "cell"))
 	}
 	if err := checkArtifactsPlace(cfg); err != nil {
+		return err
+	}
+	if _, err := images.NodeBuildFromEnv(); err != nil {
 		return err
 	}
 	cli, err := dockerx.Client(ctx)
@@ -436,26 +440,25 @@ var runIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 // errNothingToRerun: -rerun-failed of a run without failures; not an error of the user's.
 var errNothingToRerun = errors.New("nothing to rerun")
 
-// labelTerm is an axis:value term of a label filter.
-var labelTerm = regexp.MustCompile(`[A-Za-z-]+:[^\s&|!(),]+`)
+// labelSetOps are the words of Ginkgo's label-set syntax (key: consistsOf {a, b}), the only
+// capitals a filter may hold.
+var labelSetOps = regexp.MustCompile(`\b(consistsOf|containsAny|containsAll|isEmpty|isSubsetOf)\b`)
 
 func filterLabels(cells []matrix.Cell, expr string) ([]matrix.Cell, error) {
-	// Ginkgo matches labels without regard to case, and every label is lower-case: a term with
-	// capitals would silently select the lower-case value (strict-verify:TRUE selects
-	// strict-verify:true; the value TRUE is labelled strict-verify:uppercase-true).
-	for _, t := range labelTerm.FindAllString(expr, -1) {
-		if t != strings.ToLower(t) {
-			hint := "every label is lower-case"
-			if strings.HasPrefix(strings.ToLower(t), string(matrix.AxisStrictVerify)+":") {
-				hint = "the strict-verify value TRUE is labelled strict-verify:uppercase-true (scenarios/field-cases.yaml has such cells)"
-			}
-			return nil, fmt.Errorf("-label-filter %q: %s has capitals, but labels are matched without regard to case, so it selects %s; %s (see the labels with `agenttls list`)",
-				expr, t, strings.ToLower(t), hint)
+	// Ginkgo matches labels without regard to case, and every label is lower-case: capitals
+	// would silently select the lower-case value (strict-verify:TRUE selects strict-verify:true;
+	// the value TRUE is labelled strict-verify:uppercase-true).
+	if bare := labelSetOps.ReplaceAllString(expr, ""); bare != strings.ToLower(bare) {
+		hint := "every label is lower-case"
+		if strings.Contains(bare, "TRUE") {
+			hint = "the strict-verify value TRUE is labelled strict-verify:uppercase-true (scenarios/field-cases.yaml has such cells)"
 		}
+		return nil, fmt.Errorf("-label-filter %q has capitals, but labels are matched without regard to case, so it would select the lower-case labels; %s (see the labels with `agenttls list`)",
+			expr, hint)
 	}
 	f, err := types.ParseLabelFilter(expr)
 	if err != nil {
-		return nil, fmt.Errorf("-label-filter %q: %w (labels look like mode:strict, path:mitm; see `agenttls list`)", expr, err)
+		return nil, fmt.Errorf("-label-filter %q: %s (labels look like mode:strict, path:mitm; see `agenttls list`)", expr, ansi.ReplaceAllString(err.Error(), ""))
 	}
 	var out []matrix.Cell
 	for _, c := range cells {
@@ -726,6 +729,7 @@ func printFailures(logPath string, w io.Writer) {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	shown := 0
 	seen := map[string]bool{}
+	var tail []string // the log's last lines, for a suite that broke before any spec (a build error)
 	for sc.Scan() {
 		l := strings.TrimSpace(ansi.ReplaceAllString(sc.Text(), ""))
 		// Every process repeats a setup failure of process 1; one copy says it.
@@ -733,6 +737,17 @@ func printFailures(logPath string, w io.Writer) {
 			seen[l] = true
 			fmt.Fprintf(w, "  %s\n", l)
 			shown++
+		}
+		if l != "" {
+			tail = append(tail, l)
+			if len(tail) > 15 {
+				tail = tail[1:]
+			}
+		}
+	}
+	if shown == 0 {
+		for _, l := range tail {
+			fmt.Fprintf(w, "  %s\n", l)
 		}
 	}
 }

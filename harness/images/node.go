@@ -71,10 +71,11 @@ func Node(ctx context.Context, opts ...Option) (string, error) {
 	}
 	method := o.nodeBuild
 	if method == "" {
-		method = dockerx.Env(EnvNodeBuild, BuildRootfs)
-	}
-	if method != BuildRootfs && method != BuildDockerfile {
-		return "", fmt.Errorf("node image: %s=%q: want %q or %q", EnvNodeBuild, method, BuildRootfs, BuildDockerfile)
+		if method, err = NodeBuildFromEnv(); err != nil {
+			return "", fmt.Errorf("node image: %w", err)
+		}
+	} else if method != BuildRootfs && method != BuildDockerfile {
+		return "", fmt.Errorf("node image: build method %q: want %q or %q", method, BuildRootfs, BuildDockerfile)
 	}
 
 	cli, err := dockerx.Client(ctx)
@@ -202,4 +203,14 @@ func buildNodeDockerfile(ctx context.Context, root, tag string, o *options) erro
 		return fmt.Errorf("%w (the Dockerfile needs debian:bookworm-slim locally or a reachable registry; without one, unset %s to build with debootstrap)", err, EnvNodeBuild)
 	}
 	return nil
+}
+
+// NodeBuildFromEnv is the node build method AGENTTLS_NODE_BUILD names (rootfs when unset), or
+// an error naming the values it takes; a run checks it before it starts anything.
+func NodeBuildFromEnv() (string, error) {
+	method := dockerx.Env(EnvNodeBuild, BuildRootfs)
+	if method != BuildRootfs && method != BuildDockerfile {
+		return "", fmt.Errorf("%s=%q: want %q (debootstrap, as root) or %q (needs a registry)", EnvNodeBuild, method, BuildRootfs, BuildDockerfile)
+	}
+	return method, nil
 }

@@ -144,8 +144,9 @@ func runParamDiffs(a, b *Results) []string {
 }
 
 // isPerPartKey reports whether a config key legitimately differs between the shards of one
-// run: the shard itself, the run ID and the artifacts folder, under any namespace prefix
-// ("shard", "harness.shard", "run-id", "artifacts", "e2e.artifacts-folder").
+// run: the shard itself, the run ID, the artifacts folder, where the script was found and how
+// the machine was handled, under any namespace prefix ("shard", "harness.shard", "run-id",
+// "artifacts", "e2e.artifacts-folder").
 func isPerPartKey(k string) bool {
 	k = strings.ToLower(k)
 	if i := strings.LastIndexAny(k, "./"); i >= 0 {
@@ -153,6 +154,12 @@ func isPerPartKey(k string) bool {
 	}
 	switch strings.NewReplacer("_", "-").Replace(k) {
 	case "shard", "run-id", "runid", "artifacts", "artifacts-folder", "artifacts-dir":
+		return true
+	case "script-file", "script-url":
+		// Where each shard found its script: the script itself is compared by its sha256.
+		return true
+	case "keep", "setup-timeout":
+		// How a shard's machine was handled; no verdict depends on them.
 		return true
 	}
 	return strings.HasSuffix(k, "-shard") || strings.HasSuffix(k, "_shard")

@@ -117,6 +117,17 @@ func TestMergeRejects(t *testing.T) {
 	if strings.Contains(err.Error(), "config[shard]") || strings.Contains(err.Error(), "config[artifacts]") {
 		t.Error("a per-part key was compared")
 	}
+	// Shards of the same script found at other paths (CI runners' own checkouts) merge; so do
+	// shards kept for a look, or given more time to set up.
+	p3 := *parts[1]
+	p3.Config = map[string]string{}
+	for k, v := range parts[1].Config {
+		p3.Config[k] = v
+	}
+	p3.Config["script-file"], p3.Config["keep"], p3.Config["setup-timeout"] = "/runner-2/install.sh", "true", "30m"
+	if _, err := Merge(parts[0], &p3, parts[2]); err != nil {
+		t.Errorf("shards that differ only in where the script was and how the machine was handled: %v", err)
+	}
 	// Shard jobs that each made their own run ID still merge; the IDs are kept.
 	p2 := *parts[1]
 	p2.RunID = "run-b"
