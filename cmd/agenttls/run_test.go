@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -90,8 +91,18 @@ func agenttlsIn(t *testing.T, dir string, env []string, args ...string) runOut {
 	} else if err != nil {
 		t.Fatalf("agenttls %v: %v", args, err)
 	}
-	return runOut{code, out.String()}
+	output := out.String()
+	// A suite that broke: its log goes with the output, since the test's folder is removed.
+	if m := fullLog.FindStringSubmatch(output); m != nil {
+		if log, err := os.ReadFile(m[1]); err == nil {
+			output += "\n--- " + m[1] + " (last 6000 bytes) ---\n" + string(log[max(0, len(log)-6000):])
+		}
+	}
+	return runOut{code, output}
 }
+
+// fullLog finds the suite's log that agenttls names when the suite wrote no results.
+var fullLog = regexp.MustCompile(`(?m)^full log: (\S+)$`)
 
 // readRun reads the results.json a run wrote into dir.
 func readRun(t *testing.T, dir string) *report.Results {
