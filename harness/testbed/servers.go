@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -54,11 +55,14 @@ func startServer(ctx context.Context, s serverSpec) (testcontainers.Container, e
 		ports = append(ports, "127.0.0.1::"+httpsPort)
 	}
 	req := testcontainers.ContainerRequest{
-		Name:         s.name,
-		Image:        s.image,
-		Entrypoint:   s.cmd[:1],
-		Cmd:          s.cmd[1:],
-		Labels:       s.labels,
+		Name:       s.name,
+		Image:      s.image,
+		Entrypoint: s.cmd[:1],
+		Cmd:        s.cmd[1:],
+		// A copy: testcontainers adds its own labels to the request's map, and the servers of
+		// a testbed start concurrently from one labels map (a shared one crashed the process
+		// with concurrent map writes).
+		Labels:       maps.Clone(s.labels),
 		Networks:     []string{s.network},
 		ExposedPorts: ports,
 		Files:        files,
