@@ -24,7 +24,7 @@ RUN_FLAGS = $(if $(SCENARIO),-scenario '$(SCENARIO)') $(if $(ARTIFACTS),-artifac
 	$(if $(RANCHER_VERSION),-rancher-version $(RANCHER_VERSION)) \
 	$(if $(CELL),-cell '$(CELL)') $(if $(PROCS),-procs $(PROCS)) $(ARGS)
 
-.PHONY: conformance e2e test unit bench list images sweep deps lint ci diff versions merge baseline $(AGENTTLS)
+.PHONY: conformance e2e test unit race bench list images sweep deps lint ci diff versions merge baseline $(AGENTTLS)
 
 ## conformance: the main job: every cell of SCENARIO against the real install script (hermetic tier)
 conformance: deps $(AGENTTLS)
@@ -48,6 +48,12 @@ test: deps
 ## unit: the tests; those that need Docker are skipped (with the reason) only where no Docker answers
 unit:
 	go test -short -count=1 ./...
+
+## race: the unit tests and the full matrix with the race detector (the testbed and the cells
+## run concurrently in every suite process)
+race: deps $(AGENTTLS)
+	go test -race -count=1 ./harness/... ./cmd/agenttls-emulator ./cmd/agenttls-proxy ./cmd/rancher-system-agent
+	$(AGENTTLS) run -race $(RUN_FLAGS)
 
 ## bench: full-matrix wall time, per-cell overhead and time-to-verdict (images built first)
 bench: deps

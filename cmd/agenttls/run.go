@@ -188,6 +188,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	// The suite.
 	suiteArgs := []string{"tool", "ginkgo", "-tags", "e2e", "--no-color", "--timeout", "2h",
 		"-p", "--procs", strconv.Itoa(*procs)}
+	if o.race {
+		suiteArgs = append(suiteArgs, "-race")
+	}
 	suiteArgs = append(suiteArgs, "./e2e", "--")
 	// Every value, empty and false ones too: the suite reads the environment for options it is
 	// not given, and what was resolved here must win over it. The script is the one saved.
@@ -321,7 +324,7 @@ loop:
 type runOptions struct {
 	cells, rerunFailed, labelFilter string
 	procs                           int
-	verbose                         bool
+	verbose, race                   bool
 }
 
 // runFlags defines run's flags on a new flag set: cfg's and the options'.
@@ -334,6 +337,7 @@ func runFlags(cfg *config.Config, stderr io.Writer) (*flag.FlagSet, *runOptions)
 	fs.IntVar(&o.procs, "procs", defaultProcs(), "parallel Ginkgo processes (cells run concurrently)")
 	fs.StringVar(&o.labelFilter, "label-filter", "", "Ginkgo label filter, e.g. 'mode:strict && path:mitm'")
 	fs.BoolVar(&o.verbose, "v", false, "also stream Ginkgo's own output")
+	fs.BoolVar(&o.race, "race", false, "build the suite with the race detector (slower; make race)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: agenttls run [flags]\n\nRuns every cell of a scenario. Flags (each also read from the environment variable named):")
 		fs.PrintDefaults()
