@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -223,11 +224,30 @@ func reportRender(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return nil
 }
 
-// refuseOverwrite refuses output files (-md, -html) that are one of the input results files.
+// refuseOverwrite refuses output files (-md, -html) that would destroy something: one of the
+// inputs, a file of the repository's (fixtures/, the sources), a run's own report, or the
+// other output.
 func refuseOverwrite(inputs []string, outputs ...string) error {
+	root, rootErr := config.FindModuleRoot()
+	seen := map[string]string{}
 	for _, out := range outputs {
 		if out == "" || out == "-" {
 			continue
+		}
+		real := realPath(out)
+		if other, dup := seen[real]; dup {
+			return badInput("%s and %s are the same file: give each output its own", other, out)
+		}
+		seen[real] = out
+		if rootErr == nil {
+			if err := checkOutputPlace(root, filepath.Dir(out), "the folder of "+out); err != nil {
+				return badInput("%v", err)
+			}
+		}
+		if slices.Contains(reportNames, filepath.Base(out)) {
+			if _, err := os.Stat(filepath.Join(filepath.Dir(out), report.ResultsFile)); err == nil {
+				return badInput("%s is a report of the run in %s: it would be replaced; give another file name", out, filepath.Dir(out))
+			}
 		}
 		fo, err := os.Stat(out)
 		if err != nil {

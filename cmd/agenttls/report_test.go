@@ -465,10 +465,15 @@ func TestReportOutputsDoNotOverwrite(t *testing.T) {
 	b := writeRun(t, other, rb)
 	root, _ := config.FindModuleRoot()
 	for name, args := range map[string][]string{
-		"render into another run's folder": {"report", "render", "-o", other, a},
-		"render into fixtures/baseline":    {"report", "render", "-o", filepath.Join(root, "fixtures", "baseline"), a},
-		"diff's Markdown onto an input":    {"report", "diff", a, b, "-md", b},
-		"sweep's HTML onto an input":       {"report", "sweep", a, b, "-html", a},
+		"render into another run's folder":  {"report", "render", "-o", other, a},
+		"render into fixtures/baseline":     {"report", "render", "-o", filepath.Join(root, "fixtures", "baseline"), a},
+		"diff's Markdown onto an input":     {"report", "diff", a, b, "-md", b},
+		"sweep's HTML onto an input":        {"report", "sweep", a, b, "-html", a},
+		"diff's Markdown onto the baseline": {"report", "diff", a, b, "-md", filepath.Join(root, "fixtures", "baseline", "results.json")},
+		"sweep's Markdown into scenarios/":  {"report", "sweep", a, b, "-md", "../../scenarios/new.md"},
+		"diff's HTML onto a run's report":   {"report", "diff", a, b, "-html", filepath.Join(other, "report.html")},
+		"both outputs to one file":          {"report", "diff", a, b, "-md", filepath.Join(other, "d.txt"), "-html", filepath.Join(other, "d.txt")},
+		"render into scenarios/, relative":  {"report", "render", "-o", "../../scenarios", a},
 	} {
 		if r := cli(t, args...); r.code != exitBadInput {
 			t.Errorf("%s: exit %d\n%s", name, r.code, r.stderr)

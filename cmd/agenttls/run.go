@@ -614,8 +614,12 @@ func checkOutputPlace(root, dir, what string) error {
 		what, dir, where)
 }
 
-// realPath resolves the symlinks of p, or of its longest part that exists (p may not yet).
+// realPath is p absolute, with the symlinks of its longest existing part resolved (p may not
+// exist yet).
 func realPath(p string) string {
+	if abs, err := filepath.Abs(p); err == nil {
+		p = abs
+	}
 	p = filepath.Clean(p)
 	var rest []string
 	for {
