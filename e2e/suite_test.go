@@ -254,8 +254,9 @@ func cellSpec(c matrix.Cell) {
 
 const entryName = "agenttls.cell"
 
-// rerun is the command that runs cell c alone, the way this run ran it: the same script (by
-// version, Rancher version, file or URL) and preamble.
+// rerun is the command that runs cell c alone the way this run ran it: in the hermetic tier,
+// -rerun-failed of this run's results with -cell, which takes the run's saved script, preamble,
+// backend and nodes and writes into <artifacts>/rerun.
 func rerun(c matrix.Cell) string {
 	if cfg.Backend == config.BackendRancher {
 		if cfg.RancherVersion != "" {
@@ -263,35 +264,14 @@ func rerun(c matrix.Cell) string {
 		}
 		return fmt.Sprintf("make e2e ARGS='-backend rancher -rancher-image %s' CELL='%s'", cfg.RancherImage, c.ID())
 	}
-	var vars, args []string
-	switch {
-	case cfg.ScriptFile != "":
-		args = append(args, "-script-file "+shellQuote(cfg.ScriptFile))
-	case cfg.ScriptURL != "":
-		args = append(args, "-script-url "+shellQuote(cfg.ScriptURL)) // redacted when it held credentials
-	case cfg.RancherVersion != "":
-		vars = append(vars, "RANCHER_VERSION="+cfg.RancherVersion)
-	case cfg.SystemAgentVersion != "":
-		vars = append(vars, "SA_VERSION="+cfg.SystemAgentVersion)
+	results := filepath.Join(cfg.Artifacts, report.ResultsFile)
+	if rel, err := filepath.Rel(cfg.ModuleRoot, results); err == nil && filepath.IsLocal(rel) {
+		results = rel // make runs in the repository root
 	}
-	if cfg.RancherVersion == "" || cfg.ScriptFile != "" || cfg.ScriptURL != "" {
-		if cfg.PreambleStyle != "" && cfg.PreambleStyle != "export" {
-			args = append(args, "-preamble "+cfg.PreambleStyle)
-		}
-	}
-	if cfg.Hostname != config.Default().Hostname {
-		args = append(args, "-hostname "+cfg.Hostname)
-	}
-	if len(args) > 0 {
-		vars = append(vars, "ARGS="+shellQuote(strings.Join(args, " ")))
-	}
-	// Into a folder of its own, so that the reports of this run stay for its other cells.
-	cellDir := filepath.Join(cfg.Artifacts, "cell")
-	if rel, err := filepath.Rel(cfg.ModuleRoot, cellDir); err == nil && filepath.IsLocal(rel) {
-		cellDir = rel // make runs in the repository root
-	}
-	vars = append(vars, "ARTIFACTS="+shellQuote(cellDir))
-	return strings.Join(append(append([]string{"make conformance"}, vars...), "CELL='"+c.ID()+"'"), " ")
+	// ARGS is expanded by make, then split by the shell of make's recipe: $ doubled for make,
+	// the path quoted for the recipe, the whole quoted for the shell it is pasted into.
+	args := strings.ReplaceAll("-rerun-failed "+shellQuote(results), "$", "$$")
+	return fmt.Sprintf("make conformance ARGS=%s CELL='%s'", shellQuote(args), c.ID())
 }
 
 // shellSafe is what a shell word may hold unquoted.

@@ -333,7 +333,7 @@ func runFlags(cfg *config.Config, stderr io.Writer) (*flag.FlagSet, *runOptions)
 	cfg.Bind(fs, "")
 	o := &runOptions{}
 	fs.StringVar(&o.cells, "cell", "", "run only these cell IDs (comma-separated), whatever the scenario")
-	fs.StringVar(&o.rerunFailed, "rerun-failed", "", "run the cells that failed in this results.json")
+	fs.StringVar(&o.rerunFailed, "rerun-failed", "", "run the cells that failed in this results.json (with -cell: those cells of it), as that run ran them")
 	fs.IntVar(&o.procs, "procs", defaultProcs(), "parallel Ginkgo processes (cells run concurrently)")
 	fs.StringVar(&o.labelFilter, "label-filter", "", "Ginkgo label filter, e.g. 'mode:strict && path:mitm'")
 	fs.BoolVar(&o.verbose, "v", false, "also stream Ginkgo's own output")
@@ -393,8 +393,6 @@ func defaultProcs() int {
 func selectForRun(cfg config.Config, cells, rerunFailed string) ([]matrix.Cell, error) {
 	var list []matrix.Cell
 	switch {
-	case cells != "" && rerunFailed != "":
-		return nil, errors.New("give -cell or -rerun-failed, not both")
 	case cells != "":
 		seen := map[string]bool{}
 		for _, id := range strings.Split(cells, ",") {
@@ -407,6 +405,18 @@ func selectForRun(cfg config.Config, cells, rerunFailed string) ([]matrix.Cell, 
 			}
 			seen[c.ID()] = true
 			list = append(list, c)
+		}
+		if rerunFailed != "" {
+			// These cells of that run, as it ran them, whatever their outcome.
+			r, err := report.Read(rerunFailed)
+			if err != nil {
+				return nil, err
+			}
+			for _, c := range list {
+				if !slices.ContainsFunc(r.Cells, func(rc report.CellResult) bool { return rc.ID == c.ID() }) {
+					return nil, fmt.Errorf("-cell %s is not a cell of the run in %s", c.ID(), rerunFailed)
+				}
+			}
 		}
 	case rerunFailed != "":
 		r, err := report.Read(rerunFailed)

@@ -492,12 +492,13 @@ func TestScriptFileRunWritesItsResults(t *testing.T) {
 	if res.SystemAgentVersion != "" || len(res.ScriptSHA256) != 64 || res.ScriptSource != "file "+copied {
 		t.Errorf("a file's run: version %q, sha %q, source %q", res.SystemAgentVersion, res.ScriptSHA256, res.ScriptSource)
 	}
-	// The run's folder keeps the script it ran, and the rerun command names it.
+	// The run's folder keeps the script it ran, and the cell's rerun command reruns it as the
+	// run ran it (-rerun-failed of the run with -cell).
 	if saved, err := os.ReadFile(filepath.Join(dir, "install.sh")); err != nil || !bytes.Equal(saved, body) {
 		t.Errorf("the run's install.sh is not the script it ran (%v)", err)
 	}
-	if c := res.Cells[0]; !strings.Contains(c.Rerun, "-script-file "+copied) {
-		t.Errorf("rerun command %q does not name the script file", c.Rerun)
+	if c := res.Cells[0]; !strings.Contains(c.Rerun, "-rerun-failed "+filepath.Join(dir, "results.json")) || !strings.Contains(c.Rerun, "CELL='"+cell+"'") {
+		t.Errorf("rerun command %q does not rerun the cell from this run", c.Rerun)
 	}
 	if c := res.Counts(); c.Failed != 1 || res.Cells[0].Observed != verdict.Registered {
 		t.Errorf("counts %+v, observed %s", c, res.Cells[0].Observed)
@@ -506,9 +507,13 @@ func TestScriptFileRunWritesItsResults(t *testing.T) {
 	if err := os.WriteFile(copied, append(body, "\n# edited\n"...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r = agenttls(t, []string{"ARTIFACTS="}, "run", "-rerun-failed", dir, "-run-id", dockertest.RunID(t), "-procs", "1")
+	r = agenttls(t, []string{"ARTIFACTS="}, "run", "-rerun-failed", dir, "-cell", cell, "-run-id", dockertest.RunID(t), "-procs", "1")
 	if r.code != 0 {
 		t.Fatalf("rerun: exit %d:\n%s", r.code, r.output)
+	}
+	if r := agenttls(t, nil, "run", "-rerun-failed", dir, "-cell", "public/strict/cs-absent/sv-unset/direct", "-run-id", dockertest.RunID(t)); r.code != exitBadInput ||
+		!strings.Contains(r.output, "not a cell of the run") {
+		t.Errorf("rerun of a cell the run did not have: exit %d:\n%s", r.code, r.output)
 	}
 	again := readRun(t, filepath.Join(dir, "rerun"))
 	if again.ScriptSHA256 != res.ScriptSHA256 || again.ScriptSource != res.ScriptSource {
