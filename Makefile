@@ -16,10 +16,13 @@ ARGS ?=
 RUN_ID ?=
 ALL ?=
 
+# q quotes a value as one shell word (paths with spaces or quotes).
+q = '$(subst ','\'',$(1))'
+
 # The built command, not `go run`, which turns every exit code into 1: make then reports
 # agenttls's own code (Error 1: a cell differs, 2: refused, 3: skipped under -fail-on-skip).
 AGENTTLS := bin/agenttls
-RUN_FLAGS = $(if $(SCENARIO),-scenario '$(SCENARIO)') $(if $(ARTIFACTS),-artifacts '$(ARTIFACTS)') \
+RUN_FLAGS = $(if $(SCENARIO),-scenario $(call q,$(SCENARIO))) $(if $(ARTIFACTS),-artifacts $(call q,$(ARTIFACTS))) \
 	$(if $(SA_VERSION),-sa-version $(SA_VERSION)) \
 	$(if $(RANCHER_VERSION),-rancher-version $(RANCHER_VERSION)) \
 	$(if $(CELL),-cell '$(CELL)') $(if $(PROCS),-procs $(PROCS)) $(ARGS)
@@ -61,7 +64,7 @@ bench: deps
 
 ## list: every cell of SCENARIO with its labels and the command that runs it alone
 list: $(AGENTTLS)
-	@$(AGENTTLS) list $(if $(SCENARIO),-scenario $(SCENARIO))
+	@$(AGENTTLS) list $(if $(SCENARIO),-scenario $(call q,$(SCENARIO)))
 
 ## images: build (or reuse) every image the runs need, locally
 images: deps $(AGENTTLS)
@@ -70,10 +73,10 @@ images: deps $(AGENTTLS)
 ## sweep: remove what run RUN_ID left (the id a run prints, e.g. after -keep); ALL=1 instead
 ## removes what every agenttls run left, running ones included
 sweep: $(AGENTTLS)
-	@case "$(strip $(RUN_ID))/$(ALL)" in \
+	@case $(call q,$(strip $(RUN_ID)))/$(call q,$(ALL)) in \
 	  /1) set -x; $(AGENTTLS) sweep -all ;; \
 	  /*) echo 'usage: make sweep RUN_ID=<the id a run printed>, or make sweep ALL=1 for every run (running ones included)' >&2; exit 2 ;; \
-	  */) set -x; $(AGENTTLS) sweep -run-id '$(strip $(RUN_ID))' ;; \
+	  */) set -x; $(AGENTTLS) sweep -run-id $(call q,$(strip $(RUN_ID))) ;; \
 	  *) echo 'make sweep: give RUN_ID or ALL=1, not both' >&2; exit 2 ;; \
 	esac
 
@@ -103,16 +106,16 @@ RESULTS ?=
 
 ## diff: compare two runs (default: the baseline and the last run); exit 1 on a regression, 2 on bad input
 diff: $(AGENTTLS)
-	$(AGENTTLS) report diff $(OLD) $(NEW) -md $(RUN_DIR)/diff.md -html $(RUN_DIR)/diff.html
+	$(AGENTTLS) report diff $(call q,$(OLD)) $(call q,$(NEW)) -md $(call q,$(RUN_DIR)/diff.md) -html $(call q,$(RUN_DIR)/diff.html)
 
 ## versions: the matrix once per system-agent version (VERSIONS=v0.3.4,v0.15.0; default: every served one) and the version table
 versions: deps $(AGENTTLS)
-	$(AGENTTLS) sweep-versions $(if $(VERSIONS),-versions $(VERSIONS)) $(if $(SCENARIO),-scenario $(SCENARIO)) -artifacts $(RUN_DIR)/sweep $(if $(ARGS),-- $(ARGS))
+	$(AGENTTLS) sweep-versions $(if $(VERSIONS),-versions $(call q,$(VERSIONS))) $(if $(SCENARIO),-scenario $(call q,$(SCENARIO))) -artifacts $(call q,$(RUN_DIR)/sweep) $(if $(ARGS),-- $(ARGS))
 
 ## merge: join the results of the shards of one run (PARTS="a/results.json b/results.json") into OUT
 merge: $(AGENTTLS)
 	@test -n "$(PARTS)" || { echo 'usage: make merge PARTS="shard1/results.json shard2/results.json ..." [OUT=dir]' >&2; exit 2; }
-	$(AGENTTLS) report merge -o $(OUT) $(PARTS)
+	$(AGENTTLS) report merge -o $(call q,$(OUT)) $(PARTS)
 
 ## baseline: accept RESULTS as the baseline the gate diffs against (shows the diff first; commit the file after)
 baseline: $(AGENTTLS)

@@ -87,13 +87,13 @@ const (
 	exitCodesHelp = `
 exit codes: 0 done; 1 a cell differs from the oracle, or the suite could not run its cells (report
 diff: a regression); 2 refused before anything ran (bad flag, configuration, file or version, no
-Docker); 3 cells skipped under run -fail-on-skip; 130/143 interrupted (SIGINT/SIGTERM).`
+Docker); 3 cells skipped under run -fail-on-skip; 130/143/129 interrupted (SIGINT/SIGTERM/SIGHUP).`
 	exitCodesRun = `
 exit codes: 0 every cell as the oracle says; 1 a cell differs from the oracle, or the suite could
 not run its cells (see the output); 2 refused before anything ran (bad flag, configuration, file
-or version, no Docker); 3 cells skipped under -fail-on-skip; 130/143 interrupted (SIGINT/SIGTERM).`
+or version, no Docker); 3 cells skipped under -fail-on-skip; 130/143/129 interrupted (SIGINT/SIGTERM/SIGHUP).`
 	exitCodesPlain = `
-exit codes: 0 done; 2 refused or failed (bad flag or file, no Docker); 130/143 interrupted.`
+exit codes: 0 done; 2 refused or failed (bad flag or file, no Docker); 130/143/129 interrupted.`
 )
 
 func mainErr(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -112,6 +112,9 @@ func imagesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if _, err := config.FindModuleRoot(); err != nil {
 		return err // the images are built from the repository's sources
 	}
+	if _, err := images.NodeBuildFromEnv(); err != nil {
+		return err
+	}
 	tools, err := images.Tools(ctx, images.WithProgress(stdout))
 	if err != nil {
 		return err
@@ -139,6 +142,8 @@ func sweepCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch {
 	case *runID != "" && *all:
 		return errors.New("give -run-id or -all, not both")
+	case *runID != "" && !runIDPattern.MatchString(*runID):
+		return fmt.Errorf("-run-id %q is not a run id (lower-case letters, digits and -, as a run prints it)", *runID)
 	case *runID != "":
 		removed, err = sweep.Sweep(ctx, *runID)
 	case *all:

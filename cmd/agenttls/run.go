@@ -31,23 +31,31 @@ import (
 	"github.com/agenttls/agenttls/harness/testbed"
 )
 
-// runCmd is the main job: it checks everything it can before starting anything, runs the
-// Ginkgo suite in e2e/ across several processes, prints one line per finished cell, and ends
-// with the summary table. The exit codes are main's: 1 when any cell differs from the oracle,
-// 2 for input refused before anything started, 3 when -fail-on-skip is set and a cell was
-// skipped, 128+n after signal n.
-func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// runPlan is what run decided before starting anything: the configuration, the cells, and the
+// run a rerun reads.
+type runPlan struct {
+	cfg             config.Config
+	opts            *runOptions
+	all, selected   []matrix.Cell // selected: all, sharded
+	rerunOf         *report.Results
+	scriptInherited bool // the script is the rerun run's
+}
+
+// planRun parses run's arguments and checks everything that needs neither Docker nor the
+// script: configuration, cells, label filter, shard, artifacts place. sweep-versions uses it to
+// refuse bad input before its first run.
+func planRun(args []string, stdout, stderr io.Writer) (*runPlan, error) {
 	cfg := config.Default()
 	wd, err := os.Getwd()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// Paths the user gives are relative to where the command runs; defaults to the repository.
 	cfg.WorkDir = wd
 	fs, o := runFlags(&cfg, stderr)
-	cells, rerunFailed, procs, labelFilter, verbose := &o.cells, &o.rerunFailed, &o.procs, &o.labelFilter, &o.verbose
+	cells, rerunFailed, labelFilter := &o.cells, &o.rerunFailed, &o.labelFilter
 	if err := parseRunFlags(fs, o, args); err != nil {
-		return err
+		return nil, err
 	}
 	artifactsChosen := false
 	fs.Visit(func(f *flag.Flag) { artifactsChosen = artifactsChosen || f.Name == "artifacts" })
@@ -60,14 +68,14 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		// Absolute: the rerun's folder is made from it, and the suite runs in e2e/.
 		abs, err := filepath.Abs(resultsPath(*rerunFailed))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		*rerunFailed = abs
 		// A rerun runs what failed the way it ran: the same script, backend and nodes, unless
 		// the user chose otherwise.
 		r, err := report.Read(*rerunFailed)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		taken := cfg.Inherit(r.Config, fs, "", os.LookupEnv)
 		if len(taken) > 0 {
@@ -76,7 +84,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		rerunOf, scriptInherited = r, slices.ContainsFunc(taken, config.ChoosesScript)
 	}
 	if err := cfg.Resolve(fs, "", os.LookupEnv); err != nil {
-		return fmt.Errorf("configuration: %w", err)
+		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	if *rerunFailed != "" {
 		// A rerun never clears the run it reads: it goes into <run>/rerun unless told where.
@@ -84,12 +92,12 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if !artifactsChosen {
 			cfg.Artifacts = filepath.Join(runDir, "rerun")
 		} else if same, _ := sameDir(cfg.Artifacts, runDir); same {
-			return fmt.Errorf("-artifacts %s holds the run -rerun-failed reads: the rerun would clear it; give another folder, or none (default: %s)",
+			return nil, fmt.Errorf("-artifacts %s holds the run -rerun-failed reads: the rerun would clear it; give another folder, or none (default: %s)",
 				cfg.Artifacts, filepath.Join(runDir, "rerun"))
 		}
 	}
 	if cfg.RunID != "" && !runIDPattern.MatchString(cfg.RunID) {
-		return fmt.Errorf("-run-id %q: use lower-case letters, digits and - (at most 63 characters, starting with a letter or digit): it names containers and labels", cfg.RunID)
+		return nil, fmt.Errorf("-run-id %q: use lower-case letters, digits and - (at most 63 characters, starting with a letter or digit): it names containers and labels", cfg.RunID)
 	}
 
 	// Everything that can be checked before anything starts. The suite is given the unsharded
@@ -98,6 +106,43 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	unsharded := cfg
 	unsharded.Shard = ""
 	all, err := selectForRun(unsharded, *cells, *rerunFailed)
+	if err != nil {
+		return nil, err
+	}
+	// The label filter is applied here, with Ginkgo's own parser, so that a bad expression fails
+	// before anything starts and the progress counts only the cells that run.
+	if *labelFilter != "" {
+		if all, err = filterLabels(all, *labelFilter); err != nil {
+			return nil, err
+		}
+	}
+	si, sn, _ := matrix.ParseShard(cfg.Shard)
+	selected, err := matrix.Shard(all, si, sn)
+	if err != nil {
+		return nil, err
+	}
+	if len(selected) == 0 {
+		return nil, fmt.Errorf("shard %s of these %d cell(s) holds none: give fewer shards than cells", cfg.Shard, len(all))
+	}
+	if cfg.FlipOracle != "" && !slices.ContainsFunc(selected, func(c matrix.Cell) bool { return c.ID() == cfg.FlipOracle }) {
+		return nil, fmt.Errorf("-flip-oracle %s is not among the %s this run selects: the self-test would prove nothing", cfg.FlipOracle, plural(len(selected), "cell"))
+	}
+	if err := checkArtifactsPlace(cfg); err != nil {
+		return nil, err
+	}
+	if _, err := images.NodeBuildFromEnv(); err != nil {
+		return nil, err
+	}
+	return &runPlan{cfg: cfg, opts: o, all: all, selected: selected, rerunOf: rerunOf, scriptInherited: scriptInherited}, nil
+}
+
+// runCmd is the main job: it checks everything it can before starting anything, runs the
+// Ginkgo suite in e2e/ across several processes, prints one line per finished cell, and ends
+// with the summary table. The exit codes are main's: 1 when any cell differs from the oracle,
+// 2 for input refused before anything started, 3 when -fail-on-skip is set and a cell was
+// skipped, 128+n after signal n.
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	p, err := planRun(args, stdout, stderr)
 	if errors.Is(err, errNothingToRerun) {
 		fmt.Fprintf(stdout, "agenttls: %v\n", err)
 		return nil
@@ -105,30 +150,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	// The label filter is applied here, with Ginkgo's own parser, so that a bad expression fails
-	// before anything starts and the progress counts only the cells that run.
-	if *labelFilter != "" {
-		if all, err = filterLabels(all, *labelFilter); err != nil {
-			return err
-		}
-	}
-	si, sn, _ := matrix.ParseShard(cfg.Shard)
-	selected, err := matrix.Shard(all, si, sn)
-	if err != nil {
-		return err
-	}
-	if len(selected) == 0 {
-		return fmt.Errorf("shard %s of these %d cell(s) holds none: give fewer shards than cells", cfg.Shard, len(all))
-	}
-	if cfg.FlipOracle != "" && !slices.ContainsFunc(selected, func(c matrix.Cell) bool { return c.ID() == cfg.FlipOracle }) {
-		return fmt.Errorf("-flip-oracle %s is not among the %s this run selects: the self-test would prove nothing", cfg.FlipOracle, plural(len(selected), "cell"))
-	}
-	if err := checkArtifactsPlace(cfg); err != nil {
-		return err
-	}
-	if _, err := images.NodeBuildFromEnv(); err != nil {
-		return err
-	}
+	cfg, o, all, selected := p.cfg, p.opts, p.all, p.selected
+	cells, rerunFailed, procs, verbose := &o.cells, &o.rerunFailed, &o.procs, &o.verbose
+	rerunOf, scriptInherited := p.rerunOf, p.scriptInherited
 	cli, err := dockerx.Client(ctx)
 	if err != nil {
 		return err
@@ -577,7 +601,7 @@ func loadScript(ctx context.Context, cfg config.Config) (*script.Script, error) 
 func rerunScript(ctx context.Context, cfg config.Config, r *report.Results, runDir string) (*script.Script, error) {
 	saved := filepath.Join(runDir, scriptFile)
 	if _, err := os.Stat(saved); err == nil {
-		s, err := script.FromSaved(saved, r.SystemAgentVersion, r.ScriptSource, r.ScriptSHA256)
+		s, err := script.FromSaved(saved, r.SystemAgentVersion, r.ScriptSource+" (as run "+r.RunID+" saved it)", r.ScriptSHA256)
 		if err != nil {
 			return nil, fmt.Errorf("the script run %s ran: %w", r.RunID, err)
 		}

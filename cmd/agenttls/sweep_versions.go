@@ -63,7 +63,7 @@ writes the version table to <dir>/`+sweepMarkdownFile+` and <dir>/`+sweepHTMLFil
 (e.g. -- -procs 4). Exits 1 when a cell differs from the oracle in any version, or a version
 did not run.`)
 		fs.PrintDefaults()
-		fmt.Fprintln(stderr, "\nexit codes: 0 every version ran, every cell as the oracle says; 1 a cell differs, or a version\ndid not run; 2 refused before any run (bad flag or version); 130/143 interrupted.")
+		fmt.Fprintln(stderr, "\nexit codes: 0 every version ran, every cell as the oracle says; 1 a cell differs, or a version\ndid not run; 2 refused before any run (bad flag or version); 130/143/129 interrupted.")
 	}
 	var extra []string
 	for i, a := range args {
@@ -99,16 +99,6 @@ did not run.`)
 			return exitError{exitBadInput}
 		}
 	}
-	// The run flags are checked once here, not found wrong by every run.
-	rfs, ro := runFlags(new(config.Config), stderr)
-	if err := parseRunFlags(rfs, ro, extra); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		fmt.Fprintf(stderr, "agenttls sweep-versions: run flags after --: %v\n", err)
-		return exitError{exitBadInput}
-	}
-
 	root, err := config.FindModuleRoot()
 	if err != nil {
 		return err
@@ -132,6 +122,25 @@ did not run.`)
 			dir = filepath.Join(root, dir)
 		}
 	}
+	// Each run is planned here, as run itself will (its flags, scenario, label filter and
+	// folder), so that bad input is refused before the first run, not found by every run.
+	runArgs := func(t sweepTarget) []string {
+		a := []string{"-" + t.flag, t.value, "-artifacts", t.dir}
+		if set["scenario"] {
+			a = append(a, "-scenario", *scenario)
+		}
+		return append(a, extra...)
+	}
+	for i := range targets {
+		targets[i].dir = filepath.Join(dir, targets[i].label)
+		if _, err := planRun(runArgs(targets[i]), io.Discard, stderr); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			fmt.Fprintf(stderr, "agenttls sweep-versions: the run of %s would be refused: %v\n", targets[i].label, err)
+			return exitError{exitBadInput}
+		}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("sweep folder %s: %w: choose a writable folder with -artifacts", dir, err)
 	}
@@ -147,15 +156,9 @@ did not run.`)
 		problems []string
 	)
 	for i, t := range targets {
-		t.dir = filepath.Join(dir, t.label)
 		fmt.Fprintf(stdout, "\n=== agenttls sweep-versions [%d/%d]: %s -> %s\n", i+1, len(targets), t.label, t.dir)
-		runArgs := []string{"-" + t.flag, t.value, "-artifacts", t.dir}
-		if set["scenario"] {
-			runArgs = append(runArgs, "-scenario", *scenario)
-		}
-		runArgs = append(runArgs, extra...)
 		vstart := time.Now()
-		err := run(ctx, runArgs, stdout, stderr)
+		err := run(ctx, runArgs(t), stdout, stderr)
 		var ee exitError
 		switch {
 		case ctx.Err() != nil || (errors.As(err, &ee) && ee.code > 128):
@@ -244,7 +247,10 @@ func sweepTargets(saList, rancherList string, saSet bool) ([]sweepTarget, error)
 		for _, v := range strings.Split(list, ",") {
 			v = strings.TrimSpace(v)
 			if v == "" {
-				continue
+				if strings.TrimSpace(list) == "" {
+					continue // no versions at all: said below
+				}
+				return fmt.Errorf("an empty entry in the version list %q: separate versions by one comma", list)
 			}
 			if seen[v] {
 				return fmt.Errorf("version %s is listed twice", v)

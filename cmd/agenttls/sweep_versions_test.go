@@ -88,14 +88,14 @@ func sweepCLI(t *testing.T, f *fakeRun, ctx context.Context, args ...string) cli
 func TestSweepVersionsRunsEachVersionAndTabulates(t *testing.T) {
 	f := &fakeRun{t: t, cells: loadCells(t, "scenarios/smoke.yaml")}
 	dir := t.TempDir()
-	r := sweepCLI(t, f, context.Background(), "-versions", "v0.3.4, v0.3.16,v0.15.0", "-scenario", "scenarios/smoke.yaml", "-artifacts", dir, "--", "-procs", "2")
+	r := sweepCLI(t, f, context.Background(), "-versions", "v0.3.4, v0.3.16,v0.15.0", "-scenario", "../../scenarios/smoke.yaml", "-artifacts", dir, "--", "-procs", "2")
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	want := [][]string{
-		{"-sa-version", "v0.3.4", "-artifacts", filepath.Join(dir, "v0.3.4"), "-scenario", "scenarios/smoke.yaml", "-procs", "2"},
-		{"-sa-version", "v0.3.16", "-artifacts", filepath.Join(dir, "v0.3.16"), "-scenario", "scenarios/smoke.yaml", "-procs", "2"},
-		{"-sa-version", "v0.15.0", "-artifacts", filepath.Join(dir, "v0.15.0"), "-scenario", "scenarios/smoke.yaml", "-procs", "2"},
+		{"-sa-version", "v0.3.4", "-artifacts", filepath.Join(dir, "v0.3.4"), "-scenario", "../../scenarios/smoke.yaml", "-procs", "2"},
+		{"-sa-version", "v0.3.16", "-artifacts", filepath.Join(dir, "v0.3.16"), "-scenario", "../../scenarios/smoke.yaml", "-procs", "2"},
+		{"-sa-version", "v0.15.0", "-artifacts", filepath.Join(dir, "v0.15.0"), "-scenario", "../../scenarios/smoke.yaml", "-procs", "2"},
 	}
 	if !slices.EqualFunc(f.calls, want, slices.Equal) {
 		t.Errorf("run calls\n%q\nwant\n%q", f.calls, want)
@@ -156,18 +156,22 @@ func TestSweepVersionsRefusesBadInput(t *testing.T) {
 	f := &fakeRun{t: t, cells: loadCells(t, "scenarios/smoke.yaml"), notServed: map[string]bool{"v0.3.5": true}}
 	dir := t.TempDir()
 	for name, args := range map[string][]string{
-		"a version not served": {"-versions", "v0.3.4,v0.3.5", "-artifacts", dir},
-		"bad run flag":         {"-versions", "v0.3.4", "-artifacts", dir, "--", "-bogus"},
-		"no run processes":     {"-versions", "v0.3.4", "-artifacts", dir, "--", "-procs", "0"},
-		"version twice":        {"-versions", "v0.3.4,v0.3.4", "-artifacts", dir},
-		"a path for a version": {"-versions", "../v0.3.4", "-artifacts", dir},
-		"no versions":          {"-versions", " , ", "-artifacts", dir},
-		"both lists":           {"-versions", "v0.3.4", "-rancher-versions", "v2.9.3", "-artifacts", dir},
-		"run flag it sets":     {"-versions", "v0.3.4", "-artifacts", dir, "--", "-sa-version=v0.15.0"},
-		"positional argument":  {"v0.3.4"},
-		"not a version":        {"-versions", "v0.3.4,bogus", "-artifacts", dir},
-		"unknown Rancher":      {"-rancher-versions", "v2.9.3,v1.0.0", "-artifacts", dir},
-		"unknown flag":         {"-version", "v0.3.4"},
+		"a version not served":  {"-versions", "v0.3.4,v0.3.5", "-artifacts", dir},
+		"bad run flag":          {"-versions", "v0.3.4", "-artifacts", dir, "--", "-bogus"},
+		"no run processes":      {"-versions", "v0.3.4", "-artifacts", dir, "--", "-procs", "0"},
+		"a bad run value":       {"-versions", "v0.3.4", "-artifacts", dir, "--", "-preamble", "bogus"},
+		"a label with capitals": {"-versions", "v0.3.4", "-artifacts", dir, "--", "-label-filter", "Mode:strict"},
+		"a missing scenario":    {"-versions", "v0.3.4", "-artifacts", dir, "-scenario", "nope.yaml"},
+		"an empty entry":        {"-versions", "v0.15.0,,v0.3.4", "-artifacts", dir},
+		"version twice":         {"-versions", "v0.3.4,v0.3.4", "-artifacts", dir},
+		"a path for a version":  {"-versions", "../v0.3.4", "-artifacts", dir},
+		"no versions":           {"-versions", " , ", "-artifacts", dir},
+		"both lists":            {"-versions", "v0.3.4", "-rancher-versions", "v2.9.3", "-artifacts", dir},
+		"run flag it sets":      {"-versions", "v0.3.4", "-artifacts", dir, "--", "-sa-version=v0.15.0"},
+		"positional argument":   {"v0.3.4"},
+		"not a version":         {"-versions", "v0.3.4,bogus", "-artifacts", dir},
+		"unknown Rancher":       {"-rancher-versions", "v2.9.3,v1.0.0", "-artifacts", dir},
+		"unknown flag":          {"-version", "v0.3.4"},
 	} {
 		if r := sweepCLI(t, f, context.Background(), args...); r.code != exitBadInput {
 			t.Errorf("%s: exit %d\n%s", name, r.code, r.stderr)
