@@ -192,16 +192,10 @@ func failOn(err error, what string) {
 }
 
 func loadScript(ctx context.Context) (*script.Script, error) {
-	switch {
-	case saved.path != "":
+	if saved.path != "" {
 		return script.FromSaved(saved.path, saved.version, saved.origin, saved.sha256)
-	case cfg.ScriptFile != "":
-		return script.FromFile(cfg.ScriptFile)
-	case cfg.ScriptURL != "":
-		return script.FromURL(ctx, cfg.ScriptURL, nil)
-	default:
-		return script.FromModule(ctx, cfg.SystemAgentVersion)
 	}
+	return script.Load(ctx, cfg.ScriptFile, cfg.ScriptURL, cfg.SystemAgentVersion)
 }
 
 func progressPath() string {

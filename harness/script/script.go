@@ -9,6 +9,7 @@ package script
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -180,4 +181,19 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// Load obtains the script from the one source given: a file, a URL, or else the system-agent
+// version from the Go module cache. A URL whose credentials were redacted (RedactURL) is
+// refused: it cannot be fetched as it is.
+func Load(ctx context.Context, file, url, version string) (*Script, error) {
+	switch {
+	case file != "":
+		return FromFile(file)
+	case IsRedacted(url):
+		return nil, fmt.Errorf("the script URL %s was recorded without its credentials: give -script-url again", url)
+	case url != "":
+		return FromURL(ctx, url, nil)
+	}
+	return FromModule(ctx, version)
 }
