@@ -105,7 +105,7 @@ func planRun(args []string, stdout, stderr io.Writer) (*runPlan, error) {
 	// the cells that run here are the same shard of the same list.
 	unsharded := cfg
 	unsharded.Shard = ""
-	all, err := selectForRun(unsharded, *cells, *rerunFailed)
+	all, err := selectForRun(unsharded, *cells, rerunOf, *rerunFailed)
 	if err != nil {
 		return nil, err
 	}
@@ -414,7 +414,9 @@ func defaultProcs() int {
 	return n
 }
 
-func selectForRun(cfg config.Config, cells, rerunFailed string) ([]matrix.Cell, error) {
+// selectForRun returns the cells of a run: those of -cell (of the rerun run r, when given), the
+// failed and unrun cells of r (read from rerunPath), or the scenario's; then the shard.
+func selectForRun(cfg config.Config, cells string, r *report.Results, rerunPath string) ([]matrix.Cell, error) {
 	var list []matrix.Cell
 	switch {
 	case cells != "":
@@ -430,23 +432,15 @@ func selectForRun(cfg config.Config, cells, rerunFailed string) ([]matrix.Cell, 
 			seen[c.ID()] = true
 			list = append(list, c)
 		}
-		if rerunFailed != "" {
+		if r != nil {
 			// These cells of that run, as it ran them, whatever their outcome.
-			r, err := report.Read(rerunFailed)
-			if err != nil {
-				return nil, err
-			}
 			for _, c := range list {
 				if !slices.ContainsFunc(r.Cells, func(rc report.CellResult) bool { return rc.ID == c.ID() }) {
-					return nil, fmt.Errorf("-cell %s is not a cell of the run in %s", c.ID(), rerunFailed)
+					return nil, fmt.Errorf("-cell %s is not a cell of the run in %s", c.ID(), rerunPath)
 				}
 			}
 		}
-	case rerunFailed != "":
-		r, err := report.Read(rerunFailed)
-		if err != nil {
-			return nil, err
-		}
+	case r != nil:
 		for _, c := range r.Failed() {
 			list = append(list, c.Params)
 		}
@@ -459,7 +453,7 @@ func selectForRun(cfg config.Config, cells, rerunFailed string) ([]matrix.Cell, 
 			}
 		}
 		if len(list) == 0 {
-			return nil, fmt.Errorf("%s has no failed cells: %w", rerunFailed, errNothingToRerun)
+			return nil, fmt.Errorf("%s has no failed cells: %w", rerunPath, errNothingToRerun)
 		}
 	default:
 		s, err := matrix.LoadScenario(cfg.Scenario)
@@ -583,16 +577,7 @@ func scriptWhat(cfg config.Config) string {
 }
 
 func loadScript(ctx context.Context, cfg config.Config) (*script.Script, error) {
-	if script.IsRedacted(cfg.ScriptURL) {
-		return nil, fmt.Errorf("the script URL %s was recorded without its credentials: give -script-url again", cfg.ScriptURL)
-	}
-	switch {
-	case cfg.ScriptFile != "":
-		return script.FromFile(cfg.ScriptFile)
-	case cfg.ScriptURL != "":
-		return script.FromURL(ctx, cfg.ScriptURL, nil)
-	}
-	return script.FromModule(ctx, cfg.SystemAgentVersion)
+	return script.Load(ctx, cfg.ScriptFile, cfg.ScriptURL, cfg.SystemAgentVersion)
 }
 
 // rerunScript is the script run r ran: the copy in its folder (runDir/install.sh), whatever its
